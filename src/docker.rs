@@ -1,0 +1,149 @@
+//! What the tool itself asks of Docker: whether a daemon answers, a wrapper
+//! that labels what a session creates, and clean-up by that label.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The label every object a session creates carries; its value is the
+/// session's id.
+pub const SESSION_LABEL: &str = "org.mdbook-workbook.session";
+/// The label that carries the number of the step that created an object.
+pub const STEP_LABEL: &str = "org.mdbook-workbook.step";
+/// The label that marks a locally built stand-in image.
+pub const STAND_IN_LABEL: &str = "org.mdbook-workbook.stand-in";
+
+/// What the daemon said about itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Engine {
+    pub server: String,
+    pub client: String,
+}
+
+/// Runs the docker client with a deadline and returns its stdout.
+/// Its stdin is empty and its stdout never reaches ours.
+pub fn query(docker: &str, args: &[&str], timeout: Duration) -> Result<String> {
+    let mut child = Command::new(docker)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{docker}`; is the Docker client installed?"))?;
+
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`docker {}` gave no answer within {} s", args.join(" "), timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    let mut out = String::new();
+    let mut err = String::new();
+    child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    if !status.success() {
+        bail!("`docker {}` failed: {}", args.join(" "), err.trim());
+    }
+    Ok(out)
+}
+
+/// Asks the daemon for its version; fails when none answers.
+pub fn probe(docker: &str) -> Result<Engine> {
+    let out = query(docker, &["version", "--format", "{{.Client.Version}}\t{{.Server.Version}}"], Duration::from_secs(20))
+        .context("no Docker daemon answers; start one (Docker Desktop, or `dockerd`), or point DOCKER_HOST at one")?;
+    let (client, server) = out.trim().split_once('\t').unwrap_or(("", ""));
+    Ok(Engine { server: server.to_string(), client: client.to_string() })
+}
+
+/// Images on the daemon that are stand-ins, as `name:tag`.
+pub fn stand_ins(docker: &str) -> Vec<String> {
+    let filter = format!("label={STAND_IN_LABEL}");
+    query(docker, &["images", "--filter", &filter, "--format", "{{.Repository}}:{{.Tag}}"], Duration::from_secs(20))
+        .map(|out| out.lines().map(str::to_string).filter(|l| !l.contains("<none>")).collect())
+        .unwrap_or_default()
+}
+
+/// Writes a `docker` wrapper into `bin` that adds the session's labels to
+/// every container, image, volume and network the session creates, and
+/// then runs the real client. The command a student types stays as written.
+pub fn write_wrapper(bin: &Path, real: &str, session: &str) -> Result<()> {
+    let script = format!(
+        r#"#!/usr/bin/env bash
+# Written by mdbook-workbook for one session: labels what the session
+# creates so that it can be removed afterwards, then runs the real client.
+real={real}
+args=("$@")
+i=0
+while [ "$i" -lt "${{#args[@]}}" ]; do
+  case "${{args[$i]}}" in
+    -H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey) i=$((i + 2)) ;;
+    -*) i=$((i + 1)) ;;
+    *) break ;;
+  esac
+done
+at=-1
+case "${{args[$i]:-}}" in
+  run|create|build) at=$((i + 1)) ;;
+  container) case "${{args[$((i + 1))]:-}}" in run|create) at=$((i + 2)) ;; esac ;;
+  image|builder) case "${{args[$((i + 1))]:-}}" in build) at=$((i + 2)) ;; esac ;;
+  volume|network) case "${{args[$((i + 1))]:-}}" in create) at=$((i + 2)) ;; esac ;;
+esac
+if [ "$at" -ge 0 ]; then
+  args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{STEP_LABEL}=${{WORKBOOK_STEP:-0}}" "${{args[@]:$at}}")
+fi
+exec "$real" "${{args[@]}}"
+"#,
+        real = crate::session::terminal::quote(real),
+    );
+    let path = bin.join("docker");
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {} executable", path.display()))?;
+    Ok(())
+}
+
+/// Removes containers (and with `images`, also images, volumes and networks)
+/// carrying `label`, which is `key` or `key=value`. Returns how many objects
+/// were removed.
+pub fn remove_labelled(docker: &str, label: &str, images: bool) -> Result<usize> {
+    let filter = format!("label={label}");
+    let t = Duration::from_secs(120);
+    let mut removed = 0;
+
+    let kinds: &[(&[&str], &[&str])] = &[
+        (&["ps", "-aq", "--filter"], &["rm", "-f", "-v"]),
+        (&["images", "-q", "--filter"], &["rmi", "-f"]),
+        (&["volume", "ls", "-q", "--filter"], &["volume", "rm", "-f"]),
+        (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
+    ];
+    for (n, (list, remove)) in kinds.iter().enumerate() {
+        if n > 0 && !images {
+            break;
+        }
+        let mut args = list.to_vec();
+        args.push(&filter);
+        let out = query(docker, &args, t)?;
+        let mut ids: Vec<&str> = out.split_whitespace().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut args = remove.to_vec();
+        args.extend(&ids);
+        query(docker, &args, t)?;
+        removed += ids.len();
+    }
+    Ok(removed)
+}

@@ -1,0 +1,16 @@
+//! `mdbook-workbook` runs the shell blocks of an exercise sheet against a
+//! real Docker daemon and puts what really happened into the book.
+//!
+//! The stages follow the data: [`chapter`] parses Markdown, [`script`] turns
+//! it into steps, [`session`] runs them into [`record`]s, and [`render`]
+//! splices transcripts back into the chapter. [`preprocessor`] drives them
+//! for mdBook.
+
+pub mod chapter;
+pub mod config;
+pub mod docker;
+pub mod preprocessor;
+pub mod record;
+pub mod render;
+pub mod script;
+pub mod session;

@@ -1,0 +1,146 @@
+//! The words the page uses, in the book's language.
+
+use serde::Serialize;
+
+/// UI strings for one language.
+#[derive(Debug, Clone, Serialize)]
+pub struct Labels {
+    pub lang: &'static str,
+    pub exit: &'static str,
+    pub expected: &'static str,
+    pub timed_out: &'static str,
+    pub shell_ended: &'static str,
+    pub skipped: &'static str,
+    pub failed: &'static str,
+    pub omitted: &'static str,
+    pub wrote: &'static str,
+    pub edited: &'static str,
+    pub replaces: &'static str,
+    pub no_output: &'static str,
+    pub note: &'static str,
+    pub chapter_error: &'static str,
+    pub verified: &'static str,
+    pub engine: &'static str,
+    pub client: &'static str,
+    pub stand_ins: &'static str,
+    pub steps_ok: &'static str,
+    pub missing_shot: &'static str,
+    pub not_run_chapter: &'static str,
+    pub tip: &'static str,
+    pub warning: &'static str,
+    pub danger: &'static str,
+    pub info: &'static str,
+    pub details: &'static str,
+    pub any_status: &'static str,
+    pub nonzero_status: &'static str,
+    decimal_comma: bool,
+}
+
+const DE: Labels = Labels {
+    lang: "de",
+    exit: "Exit-Status",
+    expected: "erwartet",
+    timed_out: "abgebrochen: Zeitlimit überschritten",
+    shell_ended: "Shell beendet",
+    skipped: "nicht ausgeführt",
+    failed: "fehlgeschlagen",
+    omitted: "Zeilen ausgelassen",
+    wrote: "Datei geschrieben",
+    edited: "Änderung übernommen in",
+    replaces: "verifizierte Ausgabe anstelle des Screenshots",
+    no_output: "(keine Ausgabe)",
+    note: "Hinweis",
+    chapter_error: "Dieses Kapitel konnte nicht ausgeführt werden",
+    verified: "Verifiziert am",
+    engine: "Docker Engine",
+    client: "Client",
+    stand_ins: "Stellvertreter-Images (lokal gebaut)",
+    steps_ok: "Schritte wie erwartet",
+    missing_shot: "Screenshot nicht verfügbar",
+    not_run_chapter: "das Kapitel wurde nicht ausgeführt",
+    tip: "Tipp",
+    warning: "Achtung",
+    danger: "Vorsicht",
+    info: "Hinweis",
+    details: "Details",
+    any_status: "beliebig",
+    nonzero_status: "ungleich 0",
+    decimal_comma: true,
+};
+
+const EN: Labels = Labels {
+    lang: "en",
+    exit: "exit status",
+    expected: "expected",
+    timed_out: "stopped: time limit exceeded",
+    shell_ended: "shell ended",
+    skipped: "not run",
+    failed: "failed",
+    omitted: "lines omitted",
+    wrote: "file written",
+    edited: "change applied to",
+    replaces: "verified output in place of the screenshot",
+    no_output: "(no output)",
+    note: "Note",
+    chapter_error: "This chapter could not be run",
+    verified: "Verified on",
+    engine: "Docker Engine",
+    client: "client",
+    stand_ins: "stand-in images (built locally)",
+    steps_ok: "steps as expected",
+    missing_shot: "Screenshot not available",
+    not_run_chapter: "the chapter was not run",
+    tip: "Tip",
+    warning: "Warning",
+    danger: "Danger",
+    info: "Note",
+    details: "Details",
+    any_status: "any",
+    nonzero_status: "non-zero",
+    decimal_comma: false,
+};
+
+impl Labels {
+    /// The labels for a language code such as `de-DE`; English otherwise.
+    pub fn for_lang(lang: Option<&str>) -> Labels {
+        match lang.map(|l| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase()) {
+            Some(l) if l == "de" => DE,
+            _ => EN,
+        }
+    }
+
+    /// A number of seconds, in the language's notation.
+    pub fn seconds(&self, secs: f64) -> String {
+        let s = if secs < 10.0 { format!("{secs:.2} s") } else { format!("{secs:.1} s") };
+        if self.decimal_comma { s.replace('.', ",") } else { s }
+    }
+
+    /// A count, with the language's thousands separator.
+    pub fn count(&self, n: u64) -> String {
+        let digits = n.to_string();
+        let sep = if self.decimal_comma { '.' } else { ',' };
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(sep);
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_per_language() {
+        let de = Labels::for_lang(Some("de-DE"));
+        let en = Labels::for_lang(None);
+        assert_eq!(de.seconds(0.456), "0,46 s");
+        assert_eq!(en.seconds(12.34), "12.3 s");
+        assert_eq!(de.count(49_999_820), "49.999.820");
+        assert_eq!(en.count(999), "999");
+    }
+}

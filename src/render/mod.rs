@@ -1,0 +1,285 @@
+//! Rendering records into the chapter: transcripts after their blocks or in
+//! place of screenshots, admonitions for VuePress containers, and the
+//! chapter's provenance. Rendering knows nothing of processes.
+//!
+//! Output is spliced into the original Markdown by byte range, so the rest
+//! of the chapter is never re-serialised. Every fragment is a single HTML
+//! block without blank lines, so Markdown never reads into it.
+
+pub mod ansi;
+pub mod labels;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+
+use crate::chapter::{Chapter, ItemKind};
+use crate::record::{Outcome, Record};
+use crate::script::{Expect, Script, StepKind};
+use crate::session::Report;
+pub use labels::Labels;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("transcript", include_str!("../../theme/transcript.hbs")),
+    ("chapter-error", include_str!("../../theme/chapter-error.hbs")),
+    ("missing-shot", include_str!("../../theme/missing-shot.hbs")),
+    ("note", include_str!("../../theme/note.hbs")),
+    ("provenance", include_str!("../../theme/provenance.hbs")),
+];
+
+/// The handlebars templates that draw the fragments.
+pub struct Templates {
+    registry: Handlebars<'static>,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `<dir>/<name>.hbs` if that
+    /// file exists.
+    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        for (name, builtin) in TEMPLATES {
+            let custom = dir.map(|d| d.join(format!("{name}.hbs"))).filter(|p| p.is_file());
+            match custom {
+                Some(path) => registry
+                    .register_template_file(name, &path)
+                    .with_context(|| format!("reading template {}", path.display()))?,
+                None => registry.register_template_string(name, *builtin).with_context(|| format!("built-in template {name}"))?,
+            }
+        }
+        Ok(Templates { registry })
+    }
+
+    fn render(&self, name: &str, data: &Value) -> Result<String> {
+        let html = self.registry.render(name, data).with_context(|| format!("rendering template {name}"))?;
+        Ok(compact(&html))
+    }
+}
+
+/// Removes blank lines and indentation, which would end or change a
+/// Markdown HTML block. Text inside `<pre>` holds no raw newline.
+fn compact(html: &str) -> String {
+    let lines: Vec<&str> = html.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join("\n")
+}
+
+/// Everything the renderer needs besides the chapter and its script.
+pub struct Run<'a> {
+    pub report: Option<&'a Report>,
+    /// Problems that stopped the chapter from running, shown at its top.
+    pub errors: &'a [String],
+}
+
+/// Renders the chapter's Markdown with transcripts spliced in.
+pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templates: &Templates) -> Result<String> {
+    let labels = Labels::for_lang(chapter.front.lang.as_deref());
+    let records: &[Record] = run.report.map(|r| r.records.as_slice()).unwrap_or_default();
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+
+    for item in &chapter.items {
+        let replacement = match &item.kind {
+            ItemKind::FrontMatter | ItemKind::Directive(_) => String::new(),
+            ItemKind::FrontMatterRef(value) => value.clone(),
+            ItemKind::ContainerStart { kind, title } => container_start(kind, title.as_deref(), &labels),
+            ItemKind::ContainerEnd => "\n</blockquote>\n".to_string(),
+            ItemKind::Block(_) | ItemKind::Image(_) => continue,
+        };
+        edits.push((item.range.clone(), replacement));
+    }
+
+    if let Some(script) = script {
+        let shown: Vec<usize> = script.shots.iter().flat_map(|s| s.steps.iter().copied()).collect();
+        for block in &script.blocks {
+            let item = &chapter.items[block.item];
+            let mut html = String::new();
+            if let Some(note) = &block.note {
+                html.push_str(&templates.render("note", &json!({ "labels": labels, "html": markdown_inline(note) }))?);
+                html.push('\n');
+            }
+            let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
+            let views: Vec<Value> = steps.iter().filter_map(|s| records.get(*s)).map(|r| step_view(r, script, &labels)).collect();
+            if !views.is_empty() {
+                let data = json!({ "labels": labels, "caption": null, "steps": views });
+                html.push_str(&templates.render("transcript", &data)?);
+            }
+            if !html.is_empty() {
+                edits.push((item.range.end..item.range.end, format!("\n{html}\n\n")));
+            }
+        }
+
+        for (item, note) in &script.notes {
+            let html = templates.render("note", &json!({ "labels": labels, "html": markdown_inline(note) }))?;
+            let at = chapter.items[*item].range.end;
+            edits.push((at..at, format!("\n{html}\n\n")));
+        }
+
+        for shot in &script.shots {
+            let item = &chapter.items[shot.item];
+            let ItemKind::Image(image) = &item.kind else { continue };
+            let views: Vec<Value> = shot.steps.iter().filter_map(|s| records.get(*s)).map(|r| step_view(r, script, &labels)).collect();
+            let html = if views.is_empty() {
+                let reason = if shot.steps.is_empty() { None } else { Some(labels.not_run_chapter) };
+                templates.render("missing-shot", &json!({ "labels": labels, "alt": image.alt, "src": image.src, "reason": reason }))?
+            } else {
+                let data = json!({ "labels": labels, "caption": image.alt, "replaces": image.src, "steps": views });
+                templates.render("transcript", &data)?
+            };
+            edits.push((item.range.clone(), format!("\n\n{html}\n\n")));
+        }
+    }
+
+    let mut top = String::new();
+    if !run.errors.is_empty() {
+        let html = templates.render("chapter-error", &json!({ "labels": labels, "errors": run.errors }))?;
+        top = format!("{html}\n\n");
+    }
+    let mut bottom = String::new();
+    if let Some(report) = run.report {
+        bottom = format!("\n\n{}\n", templates.render("provenance", &provenance_view(report, &labels))?);
+    }
+
+    Ok(format!("{top}{}{bottom}", splice(&chapter.text, edits)))
+}
+
+fn splice(text: &str, mut edits: Vec<(std::ops::Range<usize>, String)>) -> String {
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut at = 0;
+    for (range, replacement) in edits {
+        if range.start < at {
+            continue;
+        }
+        out.push_str(&text[at..range.start]);
+        out.push_str(&replacement);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn container_start(kind: &str, title: Option<&str>, labels: &Labels) -> String {
+    let (class, default_title) = match kind {
+        "tip" => ("tip", labels.tip),
+        "warning" => ("warning", labels.warning),
+        "danger" | "caution" => ("caution", labels.danger),
+        "details" => ("note", labels.details),
+        _ => ("note", labels.info),
+    };
+    let title = escape(title.unwrap_or(default_title));
+    // mdBook's own admonition classes, so every built-in theme styles them;
+    // the title is the sheet's own.
+    format!("\n<blockquote class=\"blockquote-tag blockquote-tag-{class}\">\n<p class=\"blockquote-tag-title\">{title}</p>\n\n")
+}
+
+fn escape(text: &str) -> String {
+    ansi::to_html(text.as_bytes()).replace("&#10;", " ")
+}
+
+fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
+    let is_file = matches!(script.steps[record.step].kind, StepKind::Write { .. } | StepKind::Edit { .. });
+    let (state, status) = match &record.outcome {
+        Outcome::Exited(code) => (if record.is_ok() { "ok" } else { "failed" }, format!("{} {code}", labels.exit)),
+        Outcome::TimedOut(after) => ("failed", format!("{} ({})", labels.timed_out, labels.seconds(after.as_secs_f64()))),
+        Outcome::ShellEnded => ("failed", labels.shell_ended.to_string()),
+        Outcome::Wrote(path) => ("file", format!("{}: {path}", labels.wrote)),
+        Outcome::Edited(path) => ("file", format!("{} {path}", labels.edited)),
+        Outcome::Skipped(reason) => ("skipped", format!("{}: {reason}", labels.skipped)),
+        Outcome::Failed(reason) => ("failed", format!("{}: {reason}", labels.failed)),
+    };
+    let expected = match record.expect {
+        Some(Expect::Status(0)) | None => None,
+        Some(Expect::Status(n)) => Some(n.to_string()),
+        Some(Expect::NonZero) => Some(labels.nonzero_status.to_string()),
+        Some(Expect::Any) => Some(labels.any_status.to_string()),
+    };
+    let ran = matches!(record.outcome, Outcome::Exited(_) | Outcome::TimedOut(_) | Outcome::ShellEnded);
+    let output = &record.output;
+    let omitted = output.is_truncated().then(|| {
+        format!("… {} {} ({}) …", labels.count(output.omitted_lines), labels.omitted, bytes(output.omitted_bytes))
+    });
+
+    json!({
+        "state": state,
+        "file": is_file,
+        "ran": ran,
+        "cwd": record.cwd,
+        "command": escape_multiline(&record.command),
+        "head": ansi::to_html(&output.head),
+        "omitted": omitted,
+        "tail": ansi::to_html(&output.tail),
+        "empty": ran && output.head.is_empty() && output.tail.is_empty(),
+        "status": status,
+        "expected": expected,
+        "problem": if state == "failed" { record.problem.clone() } else { None },
+        "duration": ran.then(|| labels.seconds(record.duration.as_secs_f64())),
+        "line": record.line,
+    })
+}
+
+/// A maintainer's note, written in Markdown, as HTML.
+fn markdown_inline(text: &str) -> String {
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new(text));
+    html.replace('\n', " ")
+}
+
+fn escape_multiline(text: &str) -> String {
+    ansi::to_html(text.as_bytes())
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn provenance_view(report: &Report, labels: &Labels) -> Value {
+    let ok = report.records.iter().filter(|r| r.is_ok()).count();
+    json!({
+        "labels": labels,
+        "date": utc_now(),
+        "engine": report.engine.server,
+        "client": report.engine.client,
+        "ok": ok,
+        "total": report.records.len(),
+        "all_ok": ok == report.records.len(),
+        "stand_ins": report.stand_ins.iter().collect::<Vec<_>>(),
+    })
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_by_range() {
+        let edits = vec![(4..5, "X".to_string()), (0..0, "<".to_string()), (9..9, ">".to_string())];
+        assert_eq!(splice("abc d efg", edits), "<abc X efg>");
+    }
+
+    #[test]
+    fn compacts_fragments_so_markdown_keeps_out() {
+        assert_eq!(compact("<div>\n\n   <pre>a&#10;&#10;b</pre>\n  </div>\n"), "<div>\n<pre>a&#10;&#10;b</pre>\n</div>");
+    }
+}

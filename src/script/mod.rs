@@ -1,0 +1,427 @@
+//! Turning a parsed chapter into a script: steps in order, each tied to the
+//! block it came from, plus which screenshot shows which steps.
+
+pub mod guard;
+pub mod split;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use regex::Regex;
+
+use crate::chapter::{Chapter, Directive, ItemKind};
+
+/// Languages whose blocks are run as shell commands.
+pub const SHELL_LANGS: &[&str] = &["shell", "sh", "bash", "console", "shell-session"];
+
+/// The exit status a command must end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Expect {
+    Status(i32),
+    NonZero,
+    Any,
+}
+
+impl Expect {
+    /// Whether an exit status meets the expectation.
+    pub fn accepts(self, status: i32) -> bool {
+        match self {
+            Expect::Status(want) => status == want,
+            Expect::NonZero => status != 0,
+            Expect::Any => true,
+        }
+    }
+
+    fn parse(value: &str) -> Result<Expect> {
+        Ok(match value {
+            "any" => Expect::Any,
+            "nonzero" => Expect::NonZero,
+            n => match n.parse::<i32>() {
+                Ok(n) => Expect::Status(n),
+                Err(_) => bail!("`expect={value}`: use a number, `nonzero` or `any`"),
+            },
+        })
+    }
+}
+
+/// A command to run on the chapter's shell.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The command as the sheet writes it.
+    pub text: String,
+    /// The command as it runs, with placeholders bound.
+    pub run: String,
+    pub expect: Expect,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Command(Command),
+    /// Write a block's content to a path relative to the shell's directory.
+    Write { path: String, content: String },
+    /// Replace one line of a file with a partial block's lines.
+    Edit { path: String, replace: String, lines: Vec<String> },
+    /// A command that is not run; the reason is shown.
+    Skip { text: String, reason: String },
+    /// A command that must not run here; shown as a failure.
+    Refuse { text: String, reason: String },
+}
+
+/// One executable unit.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The block it belongs to, as an index into [`Script::blocks`].
+    pub block: usize,
+    /// 1-based line in the chapter.
+    pub line: usize,
+    pub kind: StepKind,
+}
+
+/// A block that produced steps.
+#[derive(Debug, Clone)]
+pub struct BlockPlan {
+    /// Index into the chapter's items.
+    pub item: usize,
+    pub steps: std::ops::Range<usize>,
+    pub note: Option<String>,
+}
+
+/// A screenshot to replace with some steps' records.
+#[derive(Debug, Clone)]
+pub struct Shot {
+    /// Index into the chapter's items.
+    pub item: usize,
+    /// The block above it, if any, as an index into [`Script::blocks`].
+    pub block: Option<usize>,
+    /// Which steps of that block it shows (indices into [`Script::steps`]).
+    pub steps: Vec<usize>,
+}
+
+/// Everything a chapter will do, in order.
+#[derive(Debug, Default)]
+pub struct Script {
+    pub steps: Vec<Step>,
+    pub blocks: Vec<BlockPlan>,
+    pub shots: Vec<Shot>,
+    /// Notes attached to blocks that produce no step, by item index.
+    pub notes: BTreeMap<usize, String>,
+}
+
+/// Where a placeholder's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The workspace, which is the shell's home directory, shown as `~`.
+    Workspace,
+}
+
+/// Builds the script of a chapter. Errors name the chapter and line.
+///
+/// `image_missing` says whether an image source is missing from the book,
+/// which makes that image a screenshot to replace.
+pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<Script> {
+    let mut script = Script::default();
+    let mut problems: Vec<String> = Vec::new();
+    let mut bindings: BTreeMap<String, Source> = BTreeMap::new();
+    let mut pending: Option<(&Directive, usize)> = None;
+    let placeholder = Regex::new(r"<[A-Z][A-Z0-9_]*>").expect("static regex");
+    let name = &chapter.name;
+
+    for (index, item) in chapter.items.iter().enumerate() {
+        match &item.kind {
+            ItemKind::Directive(d) => {
+                for s in d.settings.iter().filter(|s| s.key == "bind") {
+                    match parse_binding(s.value.as_deref().unwrap_or("")) {
+                        Ok((token, source)) => {
+                            bindings.insert(token, source);
+                        }
+                        Err(e) => problems.push(format!("{name}:{}: directive: {e:#}", item.line)),
+                    }
+                }
+                if d.is_standalone() {
+                    continue;
+                }
+                if let Some((_, line)) = pending {
+                    problems.push(format!("{name}:{line}: directive is followed by another directive (line {}) before any block it could apply to", item.line));
+                }
+                pending = Some((d, item.line));
+            }
+            ItemKind::Block(block) => {
+                let directive = pending.take();
+                let d = directive.map(|(d, _)| d);
+                let line = directive.map_or(item.line, |(_, l)| l);
+                let writes_file = d.is_some_and(|d| d.has("file") || d.has("edit"));
+                let result = if SHELL_LANGS.contains(&block.lang.as_str()) && !writes_file {
+                    shell_block(&mut script, index, block, d, &bindings, &placeholder)
+                } else {
+                    file_block(&mut script, index, block, d)
+                };
+                if let Err(e) = result {
+                    problems.push(format!("{name}:{line}: {e:#}"));
+                }
+            }
+            ItemKind::Image(image) => {
+                let directive = pending.take();
+                if let Some((d, line)) = directive {
+                    if let Some(bad) = d.settings.iter().find(|s| s.key != "show") {
+                        problems.push(format!("{name}:{line}: directive: `{}` does not apply to an image; only `show` does", bad.key));
+                        continue;
+                    }
+                }
+                if !image.starts_line || !image_missing(&image.src) {
+                    continue;
+                }
+                let show = directive.and_then(|(d, _)| d.get("show"));
+                match claim_steps(&script, show) {
+                    Ok((block, steps)) => script.shots.push(Shot { item: index, block, steps }),
+                    Err(e) => problems.push(format!("{name}:{}: {e:#}", item.line)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if let Some((_, line)) = pending {
+        problems.push(format!("{name}:{line}: directive applies to no block: put it right above a fenced block or an image"));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(script)
+}
+
+fn shell_block(
+    script: &mut Script,
+    item: usize,
+    block: &crate::chapter::Block,
+    d: Option<&Directive>,
+    bindings: &BTreeMap<String, Source>,
+    placeholder: &Regex,
+) -> Result<()> {
+    if let Some(d) = d {
+        for s in &d.settings {
+            if !matches!(s.key.as_str(), "expect" | "timeout" | "skip" | "note" | "bind") {
+                bail!("directive: `{}` does not apply to a `{}` block", s.key, block.lang);
+            }
+        }
+    }
+    let lines = split::split(&block.content);
+    let block_index = script.blocks.len();
+    let first = script.steps.len();
+
+    let mut expects = vec![Expect::Status(0); lines.len()];
+    let mut timeout = None;
+    for s in d.map(|d| d.settings.as_slice()).unwrap_or_default() {
+        let value = s.value.as_deref().unwrap_or("");
+        match (s.key.as_str(), &s.suffix) {
+            ("expect", None) => expects.fill(Expect::parse(value)?),
+            ("expect", Some(n)) => {
+                let n: usize = n.parse().ok().filter(|n| (1..=lines.len()).contains(n)).ok_or_else(|| {
+                    anyhow::anyhow!("directive: `expect.{n}`: the block has commands 1 to {}", lines.len())
+                })?;
+                expects[n - 1] = Expect::parse(value)?;
+            }
+            ("timeout", _) => {
+                let secs: f64 = value.parse().ok().filter(|s: &f64| *s > 0.0).ok_or_else(|| {
+                    anyhow::anyhow!("directive: `timeout={value}`: use a number of seconds")
+                })?;
+                timeout = Some(Duration::from_secs_f64(secs));
+            }
+            _ => {}
+        }
+    }
+    let skip = d.filter(|d| d.has("skip")).map(|d| d.get("skip").unwrap_or("").to_string());
+
+    for (n, line) in lines.iter().enumerate() {
+        let text = line.text.clone();
+        let run = bind(&text, bindings);
+        let kind = if let Some(reason) = &skip {
+            StepKind::Skip { text, reason: reason.clone() }
+        } else if let Some(token) = placeholder.find(guard::strip_comment(&run)) {
+            StepKind::Refuse {
+                text,
+                reason: format!("placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` above the block, or write the real value", token.as_str(), token.as_str()),
+            }
+        } else if guard::needs_terminal(&run) {
+            StepKind::Refuse {
+                text,
+                reason: "this command asks for an interactive terminal (`-i`/`-t`), which the chapter's shell does not have; mark the block with `<!-- workbook: skip=\"why\" -->`".into(),
+            }
+        } else {
+            StepKind::Command(Command { text, run, expect: expects[n], timeout })
+        };
+        script.steps.push(Step { block: block_index, line: block.content_line + line.line, kind });
+    }
+
+    let note = d.and_then(|d| d.get("note")).map(str::to_string);
+    script.blocks.push(BlockPlan { item, steps: first..script.steps.len(), note });
+    Ok(())
+}
+
+fn file_block(
+    script: &mut Script,
+    item: usize,
+    block: &crate::chapter::Block,
+    d: Option<&Directive>,
+) -> Result<()> {
+    let Some(d) = d else { return Ok(()) };
+    if let Some(bad) = d.settings.iter().find(|s| !matches!(s.key.as_str(), "file" | "edit" | "replace" | "note" | "bind")) {
+        bail!("directive: `{}` does not apply to a `{}` block; use `file=PATH` or `edit=PATH replace=LINE`", bad.key, block.lang);
+    }
+    let note = d.get("note").map(str::to_string);
+    let kind = match (d.get("file"), d.get("edit"), d.get("replace")) {
+        (Some(_), Some(_), _) => bail!("directive: use either `file` or `edit`, not both"),
+        (Some(path), None, None) => StepKind::Write { path: path.to_string(), content: block.content.clone() },
+        (None, Some(path), Some(replace)) => {
+            let lines: Vec<String> = block
+                .content
+                .lines()
+                .filter(|l| l.trim() != "...")
+                .map(str::to_string)
+                .collect();
+            StepKind::Edit { path: path.to_string(), replace: replace.to_string(), lines }
+        }
+        (None, Some(_), None) => bail!("directive: `edit` needs `replace=\"LINE\"`: the line of the file that the block's lines take the place of"),
+        (_, None, Some(_)) => bail!("directive: `replace` only goes with `edit`"),
+        (None, None, None) => {
+            if let Some(note) = note {
+                script.notes.insert(item, note);
+            }
+            return Ok(());
+        }
+    };
+
+    let block_index = script.blocks.len();
+    let first = script.steps.len();
+    script.steps.push(Step { block: block_index, line: block.content_line, kind });
+    script.blocks.push(BlockPlan { item, steps: first..first + 1, note });
+    Ok(())
+}
+
+fn parse_binding(value: &str) -> Result<(String, Source)> {
+    let Some((token, source)) = value.rsplit_once('=') else {
+        bail!("`bind={value}`: write `bind=\"<PLACEHOLDER>=workspace\"`");
+    };
+    let source = match source {
+        "workspace" => Source::Workspace,
+        other => bail!("`bind`: unknown source `{other}` (known: workspace)"),
+    };
+    if token.is_empty() {
+        bail!("`bind={value}`: the placeholder is empty");
+    }
+    Ok((token.to_string(), source))
+}
+
+fn bind(text: &str, bindings: &BTreeMap<String, Source>) -> String {
+    let mut out = text.to_string();
+    for (token, source) in bindings {
+        let value = match source {
+            Source::Workspace => "~",
+        };
+        out = out.replace(token.as_str(), value);
+    }
+    out
+}
+
+/// Chooses the steps a screenshot shows: by default the steps of the block
+/// above it that no earlier screenshot showed.
+fn claim_steps(script: &Script, show: Option<&str>) -> Result<(Option<usize>, Vec<usize>)> {
+    let Some(block_index) = script.blocks.len().checked_sub(1) else {
+        return Ok((None, Vec::new()));
+    };
+    let block = &script.blocks[block_index];
+    let shown: Vec<usize> = script.shots.iter().flat_map(|s| s.steps.iter().copied()).collect();
+
+    let Some(show) = show else {
+        let steps = block.steps.clone().filter(|s| !shown.contains(s)).collect();
+        return Ok((Some(block_index), steps));
+    };
+
+    let count = block.steps.len();
+    let (from, to) = match show.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<usize>().ok(), b.trim().parse::<usize>().ok()),
+        None => (show.trim().parse::<usize>().ok(), show.trim().parse::<usize>().ok()),
+    };
+    match (from, to) {
+        (Some(from), Some(to)) if 1 <= from && from <= to && to <= count => {
+            Ok((Some(block_index), (block.steps.start + from - 1..block.steps.start + to).collect()))
+        }
+        _ => bail!("directive: `show={show}`: the block above has commands 1 to {count}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(md: &str) -> Result<Script> {
+        let chapter = crate::chapter::parse("c.md", md)?;
+        build(&chapter, &|src| src.starts_with("./img/"))
+    }
+
+    fn describe(s: &Script) -> Vec<String> {
+        s.steps
+            .iter()
+            .map(|st| match &st.kind {
+                StepKind::Command(c) => format!("{}:run {} {:?}", st.line, c.run, c.expect),
+                StepKind::Write { path, .. } => format!("{}:write {path}", st.line),
+                StepKind::Edit { path, lines, .. } => format!("{}:edit {path} {lines:?}", st.line),
+                StepKind::Skip { text, .. } => format!("{}:skip {text}", st.line),
+                StepKind::Refuse { text, .. } => format!("{}:refuse {text}", st.line),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn builds_steps_from_blocks_and_directives() {
+        let md = "<!-- workbook: expect.2=nonzero -->\n```shell\ndocker ps\ndocker-compose\n```\n\n<!-- workbook: bind=\"<REPO>=workspace\" -->\n```shell\ncd <REPO>/x\ndocker run -it ubuntu bash\n```\n<!-- workbook: edit=p.sh replace=\"make 5\" -->\n```shell\n...\nmake $1\n```\n<!-- workbook: file=Dockerfile -->\n```dockerfile\nFROM x\n```\n<!-- workbook: skip=\"later\" -->\n```sh\ntop\n```\n";
+        let s = script(md).unwrap();
+        assert_eq!(
+            describe(&s),
+            [
+                "3:run docker ps Status(0)",
+                "4:run docker-compose NonZero",
+                "9:run cd ~/x Status(0)",
+                "10:refuse docker run -it ubuntu bash",
+                "14:edit p.sh [\"make $1\"]",
+                "19:write Dockerfile",
+                "23:skip top",
+            ]
+        );
+    }
+
+    #[test]
+    fn screenshots_claim_steps_of_the_block_above() {
+        let md = "```shell\necho 1\necho 2\necho 3\n```\n<!-- workbook: show=1 -->\n![a](./img/a.png)\ntext\n![b](./img/b.png)\n![kept](https://x/y.png)\n";
+        let s = script(md).unwrap();
+        let shots: Vec<Vec<usize>> = s.shots.iter().map(|s| s.steps.clone()).collect();
+        assert_eq!(shots, [vec![0], vec![1, 2]]);
+    }
+
+    #[test]
+    fn rejects_misplaced_directives() {
+        let cases = [
+            ("<!-- workbook: show=1 -->\n```shell\nls\n```\n", "c.md:1: directive: `show` does not apply to a `shell` block"),
+            ("<!-- workbook: expect=2 -->\n", "c.md:1: directive applies to no block"),
+            ("<!-- workbook: expect=x -->\n```shell\nls\n```\n", "`expect=x`: use a number"),
+            ("<!-- workbook: expect.3=1 -->\n```shell\nls\n```\n", "`expect.3`: the block has commands 1 to 1"),
+            ("<!-- workbook: edit=f -->\n```python\nx\n```\n", "`edit` needs `replace"),
+            ("<!-- workbook: bind=\"<X>=moon\" -->\n", "unknown source `moon`"),
+            ("```shell\nls\n```\n<!-- workbook: show=4 -->\n![a](./img/a.png)\n", "`show=4`: the block above has commands 1 to 1"),
+            ("<!-- workbook: timeout=1 -->\n<!-- workbook: expect=1 -->\n```shell\nls\n```\n", "c.md:1: directive is followed by another directive (line 2)"),
+        ];
+        for (md, want) in cases {
+            let err = script(md).unwrap_err().to_string();
+            assert!(err.contains(want), "{md:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unbound_placeholder_is_refused_by_name() {
+        let s = script("```shell\ncd <YOUR_REPO_PATH>/x\necho <b>\n```\n").unwrap();
+        let StepKind::Refuse { reason, .. } = &s.steps[0].kind else { panic!("{:?}", s.steps[0]) };
+        assert!(reason.contains("`<YOUR_REPO_PATH>` is not bound"), "{reason}");
+        assert!(matches!(s.steps[1].kind, StepKind::Command(_)));
+    }
+}
