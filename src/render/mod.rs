@@ -101,7 +101,7 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
             let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
             let views: Vec<Value> = steps.iter().filter_map(|s| records.get(*s)).map(|r| step_view(r, script, &labels)).collect();
             if !views.is_empty() {
-                let data = json!({ "labels": labels, "caption": null, "steps": views });
+                let data = transcript_view(&labels, None, None, views);
                 html.push_str(&templates.render("transcript", &data)?);
             }
             if !html.is_empty() {
@@ -123,7 +123,7 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
                 let reason = if shot.steps.is_empty() { None } else { Some(labels.not_run_chapter) };
                 templates.render("missing-shot", &json!({ "labels": labels, "alt": image.alt, "src": image.src, "reason": reason }))?
             } else {
-                let data = json!({ "labels": labels, "caption": image.alt, "replaces": image.src, "steps": views });
+                let data = transcript_view(&labels, Some(&image.alt), Some(&image.src), views);
                 templates.render("transcript", &data)?
             };
             edits.push((item.range.clone(), format!("\n\n{html}\n\n")));
@@ -141,6 +141,19 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
     }
 
     Ok(format!("{top}{}{bottom}", splice(&chapter.text, edits)))
+}
+
+fn transcript_view(labels: &Labels, caption: Option<&str>, replaces: Option<&str>, steps: Vec<Value>) -> Value {
+    let ran = steps.iter().any(|s| s["ran"] == true);
+    let only_files = steps.iter().all(|s| s["file"] == true);
+    json!({
+        "labels": labels,
+        "caption": caption,
+        "replaces": replaces,
+        "caption_note": if ran { labels.replaces } else { labels.not_verified },
+        "only_files": only_files,
+        "steps": steps,
+    })
 }
 
 fn splice(text: &str, mut edits: Vec<(std::ops::Range<usize>, String)>) -> String {
@@ -183,10 +196,10 @@ fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
         Outcome::Exited(code) => (if record.is_ok() { "ok" } else { "failed" }, format!("{} {code}", labels.exit)),
         Outcome::TimedOut(after) => ("failed", format!("{} ({})", labels.timed_out, labels.seconds(after.as_secs_f64()))),
         Outcome::ShellEnded => ("failed", labels.shell_ended.to_string()),
-        Outcome::Wrote(path) => ("file", format!("{}: {path}", labels.wrote)),
-        Outcome::Edited(path) => ("file", format!("{} {path}", labels.edited)),
-        Outcome::Skipped(reason) => ("skipped", format!("{}: {reason}", labels.skipped)),
-        Outcome::Failed(reason) => ("failed", format!("{}: {reason}", labels.failed)),
+        Outcome::Wrote(path) => ("file", format!("{}: <code>{}</code>", labels.wrote, escape(path))),
+        Outcome::Edited(path) => ("file", format!("{} <code>{}</code>", labels.edited, escape(path))),
+        Outcome::Skipped(reason) => ("skipped", format!("{}: {}", labels.skipped, code_spans(reason))),
+        Outcome::Failed(reason) => ("failed", format!("{}: {}", labels.failed, code_spans(reason))),
     };
     let expected = match record.expect {
         Some(Expect::Status(0)) | None => None,
@@ -212,7 +225,7 @@ fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
         "empty": ran && output.head.is_empty() && output.tail.is_empty(),
         "status": status,
         "expected": expected,
-        "problem": if state == "failed" { record.problem.clone() } else { None },
+        "problem": if state == "failed" { record.problem.as_deref().map(code_spans) } else { None },
         "duration": ran.then(|| labels.seconds(record.duration.as_secs_f64())),
         "line": record.line,
     })
@@ -223,6 +236,23 @@ fn markdown_inline(text: &str) -> String {
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new(text));
     html.replace('\n', " ")
+}
+
+/// Escapes a message and shows its `backticked` parts as code.
+fn code_spans(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::new();
+    for (i, part) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    if escaped.matches('`').count() % 2 == 1 {
+        return escaped;
+    }
+    out
 }
 
 fn escape_multiline(text: &str) -> String {

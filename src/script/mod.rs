@@ -211,17 +211,22 @@ fn shell_block(
     let first = script.steps.len();
 
     let mut expects = vec![Expect::Status(0); lines.len()];
+    let mut skips: Vec<Option<String>> = vec![None; lines.len()];
     let mut timeout = None;
+    let command_index = |key: &str, n: &str| -> Result<usize> {
+        n.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=lines.len()).contains(n))
+            .map(|n| n - 1)
+            .ok_or_else(|| anyhow::anyhow!("directive: `{key}.{n}`: the block has commands 1 to {}", lines.len()))
+    };
     for s in d.map(|d| d.settings.as_slice()).unwrap_or_default() {
         let value = s.value.as_deref().unwrap_or("");
         match (s.key.as_str(), &s.suffix) {
             ("expect", None) => expects.fill(Expect::parse(value)?),
-            ("expect", Some(n)) => {
-                let n: usize = n.parse().ok().filter(|n| (1..=lines.len()).contains(n)).ok_or_else(|| {
-                    anyhow::anyhow!("directive: `expect.{n}`: the block has commands 1 to {}", lines.len())
-                })?;
-                expects[n - 1] = Expect::parse(value)?;
-            }
+            ("expect", Some(n)) => expects[command_index("expect", n)?] = Expect::parse(value)?,
+            ("skip", None) => skips.fill(Some(value.to_string())),
+            ("skip", Some(n)) => skips[command_index("skip", n)?] = Some(value.to_string()),
             ("timeout", _) => {
                 let secs: f64 = value.parse().ok().filter(|s: &f64| *s > 0.0).ok_or_else(|| {
                     anyhow::anyhow!("directive: `timeout={value}`: use a number of seconds")
@@ -231,12 +236,10 @@ fn shell_block(
             _ => {}
         }
     }
-    let skip = d.filter(|d| d.has("skip")).map(|d| d.get("skip").unwrap_or("").to_string());
-
     for (n, line) in lines.iter().enumerate() {
         let text = line.text.clone();
         let run = bind(&text, bindings);
-        let kind = if let Some(reason) = &skip {
+        let kind = if let Some(reason) = &skips[n] {
             StepKind::Skip { text, reason: reason.clone() }
         } else if let Some(token) = placeholder.find(guard::strip_comment(&run)) {
             StepKind::Refuse {
@@ -375,7 +378,7 @@ mod tests {
 
     #[test]
     fn builds_steps_from_blocks_and_directives() {
-        let md = "<!-- workbook: expect.2=nonzero -->\n```shell\ndocker ps\ndocker-compose\n```\n\n<!-- workbook: bind=\"<REPO>=workspace\" -->\n```shell\ncd <REPO>/x\ndocker run -it ubuntu bash\n```\n<!-- workbook: edit=p.sh replace=\"make 5\" -->\n```shell\n...\nmake $1\n```\n<!-- workbook: file=Dockerfile -->\n```dockerfile\nFROM x\n```\n<!-- workbook: skip=\"later\" -->\n```sh\ntop\n```\n";
+        let md = "<!-- workbook: expect.2=nonzero -->\n```shell\ndocker ps\ndocker-compose\n```\n\n<!-- workbook: bind=\"<REPO>=workspace\" -->\n```shell\ncd <REPO>/x\ndocker run -it ubuntu bash\n```\n<!-- workbook: edit=p.sh replace=\"make 5\" -->\n```shell\n...\nmake $1\n```\n<!-- workbook: file=Dockerfile -->\n```dockerfile\nFROM x\n```\n<!-- workbook: skip=\"later\" -->\n```sh\ntop\n```\n<!-- workbook: skip.2=x -->\n```sh\nls\nls -a\n```\n";
         let s = script(md).unwrap();
         assert_eq!(
             describe(&s),
@@ -387,6 +390,8 @@ mod tests {
                 "14:edit p.sh [\"make $1\"]",
                 "19:write Dockerfile",
                 "23:skip top",
+                "27:run ls Status(0)",
+                "28:skip ls -a",
             ]
         );
     }
