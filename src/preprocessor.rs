@@ -94,8 +94,7 @@ pub fn run_chapter(
         Err(e) => return page_with_errors(name, content, e, templates),
     };
 
-    let commands = script.steps.iter().filter(|s| matches!(s.kind, StepKind::Command(_))).count();
-    if commands == 0 {
+    if script.steps.is_empty() {
         let run = render::Run { report: None, errors: &[] };
         return Ok((render::chapter(&parsed, Some(&script), run, templates)?, Vec::new()));
     }
@@ -109,7 +108,8 @@ pub fn run_chapter(
             }
         }
     }
-    if errors.is_empty() {
+    let uses_docker = script.steps.iter().any(|s| matches!(&s.kind, StepKind::Command(c) if c.run.contains("docker")));
+    if errors.is_empty() && uses_docker {
         if let Err(e) = docker::probe(&settings.docker) {
             errors.push(format!("{name}: {e:#}"));
         }
@@ -122,9 +122,10 @@ pub fn run_chapter(
         return Ok((render::chapter(&parsed, Some(&script), run, templates)?, errors));
     }
 
+    let commands = script.steps.iter().filter(|s| matches!(s.kind, StepKind::Command(_))).count();
     tracing::info!("{name}: running {commands} commands");
     let started = std::time::Instant::now();
-    let session = Session::start(settings, root)?;
+    let session = Session::start(settings, root, uses_docker)?;
     let report = session.run(&script, settings, name);
     tracing::info!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
 

@@ -34,12 +34,14 @@ pub struct Session {
     shell: Shell,
     id: String,
     docker: String,
+    /// Whether the chapter talks to Docker at all; if not, no daemon is needed.
+    uses_docker: bool,
 }
 
 impl Session {
     /// Creates the workspace, the offline repositories and the shell.
     /// `book_root` resolves the repository paths of the settings.
-    pub fn start(settings: &Settings, book_root: &Path) -> Result<Session> {
+    pub fn start(settings: &Settings, book_root: &Path, uses_docker: bool) -> Result<Session> {
         let dir = tempfile::Builder::new().prefix("mdbook-workbook-").tempdir().context("creating the workspace")?;
         let home = dir.path().join("home");
         let ctl = dir.path().join("ctl");
@@ -77,12 +79,15 @@ impl Session {
 
         let shell = Shell::start(&home, &ctl, &env)?;
         tracing::debug!(workspace = %home.display(), "session started");
-        Ok(Session { dir, home, shell, id, docker })
+        Ok(Session { dir, home, shell, id, docker, uses_docker })
     }
 
     /// Runs every step in order and cleans up, also after failures.
     pub fn run(mut self, script: &Script, settings: &Settings, chapter: &str) -> Report {
-        let mut report = Report { engine: docker::probe(&self.docker).unwrap_or_default(), ..Report::default() };
+        let mut report = Report::default();
+        if self.uses_docker {
+            report.engine = docker::probe(&self.docker).unwrap_or_default();
+        }
         let total = script.steps.len();
 
         for (index, step) in script.steps.iter().enumerate() {
@@ -91,7 +96,7 @@ impl Session {
                 Some(problem) => tracing::error!("{chapter}:{}: `{}`: {problem}", step.line, record.command),
                 None => tracing::debug!("{chapter}:{}: step {}/{total} `{}` {:?}", step.line, index + 1, record.command, record.outcome),
             }
-            if matches!(step.kind, StepKind::Command(_)) {
+            if self.uses_docker && matches!(step.kind, StepKind::Command(_)) {
                 report.stand_ins.extend(docker::stand_ins(&self.docker));
             }
             report.records.push(record);
@@ -220,6 +225,10 @@ impl Session {
     /// Ends the shell and removes what the session created.
     fn finish(self) {
         self.shell.close();
+        if !self.uses_docker {
+            let _ = self.dir.close();
+            return;
+        }
         let label = format!("{}={}", docker::SESSION_LABEL, self.id);
         match docker::remove_labelled(&self.docker, &label, true) {
             Ok(0) => {}
