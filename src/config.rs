@@ -41,7 +41,6 @@ pub struct Settings {
     /// A directory, relative to the book's root, whose `*.hbs` files replace
     /// the built-in templates of the same name.
     pub templates: Option<String>,
-
 }
 
 /// Keys that mdBook itself reads from every preprocessor's table.
@@ -72,32 +71,40 @@ impl Settings {
     /// Reads the settings from the book's configuration and the environment:
     /// `WORKBOOK_DEDICATED_DAEMON`, `WORKBOOK_TIMEOUT`, `WORKBOOK_ON_FAILURE`.
     pub fn from_book(config: &mdbook_preprocessor::config::Config) -> Result<Settings> {
-        let table: Option<serde_json::Value> =
-            config.get("preprocessor.workbook").context("reading book.toml [preprocessor.workbook]")?;
+        let table: Option<serde_json::Value> = config
+            .get("preprocessor.workbook")
+            .context("reading book.toml [preprocessor.workbook]")?;
         let mut settings = match table {
             Some(serde_json::Value::Object(mut map)) => {
                 for key in MDBOOK_KEYS {
                     map.remove(*key);
                 }
-                serde_json::from_value(serde_json::Value::Object(map))
-                    .context("book.toml [preprocessor.workbook] is not valid; the README lists its keys")?
+                serde_json::from_value(serde_json::Value::Object(map)).context(
+                    "book.toml [preprocessor.workbook] is not valid; the README lists its keys",
+                )?
             }
             _ => Settings::default(),
         };
         settings.apply_env(|k| std::env::var(k).ok())?;
-        if !(settings.timeout > 0.0) {
-            bail!("book.toml [preprocessor.workbook]: `timeout` must be a positive number of seconds");
+        if settings.timeout.is_nan() || settings.timeout <= 0.0 {
+            bail!(
+                "book.toml [preprocessor.workbook]: `timeout` must be a positive number of seconds"
+            );
         }
         Ok(settings)
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(v) = var("WORKBOOK_DEDICATED_DAEMON") {
-            self.dedicated_daemon = parse_bool(&v)
-                .with_context(|| format!("WORKBOOK_DEDICATED_DAEMON={v}: use 1 or 0, true or false"))?;
+            self.dedicated_daemon = parse_bool(&v).with_context(|| {
+                format!("WORKBOOK_DEDICATED_DAEMON={v}: use 1 or 0, true or false")
+            })?;
         }
         if let Some(v) = var("WORKBOOK_TIMEOUT") {
-            self.timeout = v.parse().ok().with_context(|| format!("WORKBOOK_TIMEOUT={v}: use a number of seconds"))?;
+            self.timeout = v
+                .parse()
+                .ok()
+                .with_context(|| format!("WORKBOOK_TIMEOUT={v}: use a number of seconds"))?;
         }
         if let Some(v) = var("WORKBOOK_ON_FAILURE") {
             self.on_failure = Some(match v.as_str() {
@@ -118,7 +125,11 @@ impl Settings {
     pub fn on_failure(&self) -> OnFailure {
         self.on_failure.unwrap_or_else(|| {
             let ci = std::env::var("CI").is_ok_and(|v| parse_bool(&v).unwrap_or(false));
-            if ci { OnFailure::Fail } else { OnFailure::Continue }
+            if ci {
+                OnFailure::Fail
+            } else {
+                OnFailure::Continue
+            }
         })
     }
 }
@@ -151,9 +162,15 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
-        let err = format!("{:#}", from_toml("[preprocessor.workbook]\ntiemout = 5\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            from_toml("[preprocessor.workbook]\ntiemout = 5\n").unwrap_err()
+        );
         assert!(err.contains("unknown field `tiemout`"), "{err}");
-        let err = format!("{:#}", from_toml("[preprocessor.workbook]\ntimeout = -1\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            from_toml("[preprocessor.workbook]\ntimeout = -1\n").unwrap_err()
+        );
         assert!(err.contains("positive"), "{err}");
     }
 
@@ -168,7 +185,10 @@ mod tests {
         s.apply_env(env).unwrap();
         assert!(s.dedicated_daemon);
         assert_eq!(s.on_failure(), OnFailure::Continue);
-        let err = s.apply_env(|_| Some("maybe".into())).unwrap_err().to_string();
+        let err = s
+            .apply_env(|_| Some("maybe".into()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("WORKBOOK_DEDICATED_DAEMON=maybe"), "{err}");
     }
 }

@@ -42,7 +42,11 @@ pub fn query(docker: &str, args: &[&str], timeout: Duration) -> Result<String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("`docker {}` gave no answer within {} s", args.join(" "), timeout.as_secs());
+            bail!(
+                "`docker {}` gave no answer within {} s",
+                args.join(" "),
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -59,18 +63,49 @@ pub fn query(docker: &str, args: &[&str], timeout: Duration) -> Result<String> {
 
 /// Asks the daemon for its version; fails when none answers.
 pub fn probe(docker: &str) -> Result<Engine> {
-    let out = query(docker, &["version", "--format", "{{.Client.Version}}\t{{.Server.Version}}"], Duration::from_secs(20))
+    // The client pads tabs in templates, so the fields are split by `|`.
+    let out = query(docker, &["version", "--format", "{{.Client.Version}}|{{.Server.Version}}"], Duration::from_secs(20))
         .context("no Docker daemon answers; start one (Docker Desktop, or `dockerd`), or point DOCKER_HOST at one")?;
-    let (client, server) = out.trim().split_once('\t').unwrap_or(("", ""));
-    Ok(Engine { server: server.to_string(), client: client.to_string() })
+    let (client, server) = out.trim().split_once('|').unwrap_or(("", ""));
+    Ok(Engine {
+        server: server.to_string(),
+        client: client.to_string(),
+    })
 }
 
 /// Images on the daemon that are stand-ins, as `name:tag`.
+///
+/// A stand-in's label names the reference it answers to. Images built on a
+/// stand-in inherit the label, so only an image tagged with exactly that
+/// reference counts.
 pub fn stand_ins(docker: &str) -> Vec<String> {
+    let t = Duration::from_secs(20);
     let filter = format!("label={STAND_IN_LABEL}");
-    query(docker, &["images", "--filter", &filter, "--format", "{{.Repository}}:{{.Tag}}"], Duration::from_secs(20))
-        .map(|out| out.lines().map(str::to_string).filter(|l| !l.contains("<none>")).collect())
-        .unwrap_or_default()
+    let Ok(ids) = query(docker, &["images", "-q", "--filter", &filter], t) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<&str> = ids.split_whitespace().collect();
+    ids.dedup();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+
+    let format =
+        format!("{{{{index .Config.Labels \"{STAND_IN_LABEL}\"}}}}|{{{{join .RepoTags \" \"}}}}");
+    let mut args = vec!["image", "inspect", "--format", &format];
+    args.extend(ids);
+    let Ok(out) = query(docker, &args, t) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = out
+        .lines()
+        .filter_map(|line| line.split_once('|'))
+        .filter(|(stands_for, tags)| tags.split_whitespace().any(|t| t == *stands_for))
+        .map(|(stands_for, _)| stands_for.to_string())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// Writes a `docker` wrapper into `bin` that adds the session's labels to

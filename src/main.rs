@@ -32,7 +32,11 @@ enum Command {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MDBOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
 
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -47,7 +51,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Supports { renderer }) => {
             let supported = Workbook.supports_renderer(&renderer)?;
-            Ok(if supported { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if supported {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(Command::Clean { docker: client }) => {
             let removed = docker::remove_labelled(&client, docker::SESSION_LABEL, true)?;
@@ -55,7 +63,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let (ctx, book) = mdbook_preprocessor::parse_input(io::stdin()).context("reading the book from mdBook on stdin")?;
+            let (ctx, book) = mdbook_preprocessor::parse_input(io::stdin())
+                .context("reading the book from mdBook on stdin")?;
             let book = Workbook.run(&ctx, book)?;
             serde_json::to_writer(io::stdout(), &book).context("writing the book to stdout")?;
             Ok(ExitCode::SUCCESS)

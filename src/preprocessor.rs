@@ -27,12 +27,20 @@ impl Preprocessor for Workbook {
     fn run(&self, ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
         check_version(&ctx.mdbook_version)?;
         let settings = Settings::from_book(&ctx.config)?;
-        let templates = Templates::load(settings.templates.as_ref().map(|t| ctx.root.join(t)).as_deref())?;
+        let templates = Templates::load(
+            settings
+                .templates
+                .as_ref()
+                .map(|t| ctx.root.join(t))
+                .as_deref(),
+        )?;
         let src = ctx.root.join(&ctx.config.book.src);
 
         let mut failures = Vec::new();
         book.for_each_chapter_mut(|ch| {
-            let Some(path) = ch.source_path.clone().or_else(|| ch.path.clone()) else { return };
+            let Some(path) = ch.source_path.clone().or_else(|| ch.path.clone()) else {
+                return;
+            };
             let name = path.display().to_string();
             let dir = src.join(path.parent().unwrap_or(Path::new("")));
             match run_chapter(&name, &ch.content, &dir, &ctx.root, &settings, &templates) {
@@ -95,34 +103,56 @@ pub fn run_chapter(
     };
 
     if script.steps.is_empty() {
-        let run = render::Run { report: None, errors: &[] };
-        return Ok((render::chapter(&parsed, Some(&script), run, templates)?, Vec::new()));
+        let run = render::Run {
+            report: None,
+            errors: &[],
+        };
+        return Ok((
+            render::chapter(&parsed, Some(&script), run, templates)?,
+            Vec::new(),
+        ));
     }
 
     let mut errors = Vec::new();
     if !settings.dedicated_daemon {
         for step in &script.steps {
-            let StepKind::Command(c) = &step.kind else { continue };
+            let StepKind::Command(c) = &step.kind else {
+                continue;
+            };
             if let Some(why) = script::guard::acts_on_foreign_objects(&c.run) {
                 errors.push(format!("{name}:{}: refused: {why}. Run this chapter only on a daemon that belongs to the build: set `dedicated-daemon = true` under [preprocessor.workbook] in book.toml, or WORKBOOK_DEDICATED_DAEMON=1", step.line));
             }
         }
     }
-    let uses_docker = script.steps.iter().any(|s| matches!(&s.kind, StepKind::Command(c) if c.run.contains("docker")));
-    if errors.is_empty() && uses_docker {
-        if let Err(e) = docker::probe(&settings.docker) {
-            errors.push(format!("{name}: {e:#}"));
-        }
+    let uses_docker = script
+        .steps
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::Command(c) if c.run.contains("docker")));
+    if errors.is_empty()
+        && uses_docker
+        && let Err(e) = docker::probe(&settings.docker)
+    {
+        errors.push(format!("{name}: {e:#}"));
     }
     if !errors.is_empty() {
         for e in &errors {
             tracing::error!("{e}");
         }
-        let run = render::Run { report: None, errors: &errors };
-        return Ok((render::chapter(&parsed, Some(&script), run, templates)?, errors));
+        let run = render::Run {
+            report: None,
+            errors: &errors,
+        };
+        return Ok((
+            render::chapter(&parsed, Some(&script), run, templates)?,
+            errors,
+        ));
     }
 
-    let commands = script.steps.iter().filter(|s| matches!(s.kind, StepKind::Command(_))).count();
+    let commands = script
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Command(_)))
+        .count();
     tracing::info!("{name}: running {commands} commands");
     let started = std::time::Instant::now();
     let session = Session::start(settings, root, uses_docker)?;
@@ -132,20 +162,38 @@ pub fn run_chapter(
     let problems: Vec<String> = report
         .records
         .iter()
-        .filter_map(|r| r.problem.as_ref().map(|p| format!("{name}:{}: `{}`: {p}", r.line, r.command)))
+        .filter_map(|r| {
+            r.problem
+                .as_ref()
+                .map(|p| format!("{name}:{}: `{}`: {p}", r.line, r.command))
+        })
         .collect();
-    let run = render::Run { report: Some(&report), errors: &[] };
-    Ok((render::chapter(&parsed, Some(&script), run, templates)?, problems))
+    let run = render::Run {
+        report: Some(&report),
+        errors: &[],
+    };
+    Ok((
+        render::chapter(&parsed, Some(&script), run, templates)?,
+        problems,
+    ))
 }
 
 /// A page that shows why it could not run, followed by the original.
-fn page_with_errors(name: &str, content: &str, error: anyhow::Error, templates: &Templates) -> Result<(String, Vec<String>)> {
+fn page_with_errors(
+    name: &str,
+    content: &str,
+    error: anyhow::Error,
+    templates: &Templates,
+) -> Result<(String, Vec<String>)> {
     let errors: Vec<String> = format!("{error:#}").lines().map(str::to_string).collect();
     for e in &errors {
         tracing::error!("{e}");
     }
     let empty = chapter::parse(name, "")?;
-    let run = render::Run { report: None, errors: &errors };
+    let run = render::Run {
+        report: None,
+        errors: &errors,
+    };
     let top = render::chapter(&empty, None, run, templates)?;
     Ok((format!("{top}{content}"), errors))
 }
@@ -170,7 +218,10 @@ mod tests {
         }
         for bad in ["0.4.52", "0.6.0", "1.0.0", "garbage"] {
             let err = check_version(bad).unwrap_err().to_string();
-            assert!(err.contains(">=0.5.0, <0.6.0") && err.contains(bad), "{err}");
+            assert!(
+                err.contains(">=0.5.0, <0.6.0") && err.contains(bad),
+                "{err}"
+            );
         }
     }
 }

@@ -9,14 +9,35 @@ use anyhow::{Result, bail};
 
 /// Every key a directive may use, with what it does, for error messages.
 pub const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("expect", "exit status a command must end with: a number, `nonzero` or `any`"),
+    (
+        "expect",
+        "exit status a command must end with: a number, `nonzero` or `any`",
+    ),
     ("timeout", "seconds a command may run before it is killed"),
-    ("skip", "do not run the next block; the value says why, on the page"),
-    ("file", "write the next block to this path, relative to the current directory"),
-    ("edit", "apply the next partial block (with `...`) to this file"),
-    ("replace", "with `edit`: the line of the file that the block's lines replace"),
-    ("bind", "`<PLACEHOLDER>=source`: what a placeholder in later commands stands for"),
-    ("show", "before a screenshot: which commands of the block above it shows, as `2` or `1-3`"),
+    (
+        "skip",
+        "do not run the next block; the value says why, on the page",
+    ),
+    (
+        "file",
+        "write the next block to this path, relative to the current directory",
+    ),
+    (
+        "edit",
+        "apply the next partial block (with `...`) to this file",
+    ),
+    (
+        "replace",
+        "with `edit`: the line of the file that the block's lines replace",
+    ),
+    (
+        "bind",
+        "`<PLACEHOLDER>=source`: what a placeholder in later commands stands for",
+    ),
+    (
+        "show",
+        "before a screenshot: which commands of the block above it shows, as `2` or `1-3`",
+    ),
     ("note", "a visible note (Hinweis) shown with the next block"),
 ];
 
@@ -139,15 +160,32 @@ fn read_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<St
 mod tests {
     use super::*;
 
+    type Expected<'a> = &'a [(&'a str, Option<&'a str>, Option<&'a str>)];
+
     #[test]
     fn parses_settings() {
-        let cases: &[(&str, &[(&str, Option<&str>, Option<&str>)])] = &[
+        let cases: &[(&str, Expected)] = &[
             ("expect=1", &[("expect", None, Some("1"))]),
-            ("expect.2=any timeout=5", &[("expect", Some("2"), Some("any")), ("timeout", None, Some("5"))]),
-            (r#"skip="needs a \"TTY\"""#, &[("skip", None, Some("needs a \"TTY\""))]),
+            (
+                "expect.2=any timeout=5",
+                &[
+                    ("expect", Some("2"), Some("any")),
+                    ("timeout", None, Some("5")),
+                ],
+            ),
+            (
+                r#"skip="needs a \"TTY\"""#,
+                &[("skip", None, Some("needs a \"TTY\""))],
+            ),
             ("skip", &[("skip", None, None)]),
-            ("  file=Dockerfile\n ", &[("file", None, Some("Dockerfile"))]),
-            (r#"bind="<PATH>=workspace""#, &[("bind", None, Some("<PATH>=workspace"))]),
+            (
+                "  file=Dockerfile\n ",
+                &[("file", None, Some("Dockerfile"))],
+            ),
+            (
+                r#"bind="<PATH>=workspace""#,
+                &[("bind", None, Some("<PATH>=workspace"))],
+            ),
         ];
         for (input, want) in cases {
             let got = parse(input).unwrap();
@@ -163,7 +201,10 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         let cases = [
-            ("tiemout=5", "unknown key `tiemout` (known keys: expect, timeout"),
+            (
+                "tiemout=5",
+                "unknown key `tiemout` (known keys: expect, timeout",
+            ),
             ("expect", "key `expect` needs a value"),
             ("file=\"Docker", "unclosed quote"),
             ("expect=", "missing value"),

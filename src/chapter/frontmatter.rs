@@ -28,7 +28,9 @@ pub fn parse(yaml: &str) -> Result<FrontMatter> {
     let mut values = BTreeMap::new();
     if let serde_yaml_ng::Value::Mapping(map) = value {
         for (k, v) in map {
-            let (Some(k), Some(v)) = (scalar(&k), scalar(&v)) else { continue };
+            let (Some(k), Some(v)) = (scalar(&k), scalar(&v)) else {
+                continue;
+            };
             values.insert(k, v);
         }
     }

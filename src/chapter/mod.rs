@@ -42,7 +42,10 @@ pub enum ItemKind {
     Directive(Directive),
     Block(Block),
     Image(Image),
-    ContainerStart { kind: String, title: Option<String> },
+    ContainerStart {
+        kind: String,
+        title: Option<String>,
+    },
     ContainerEnd,
     /// A `{{ $frontmatter.key }}` reference, with its resolved value.
     FrontMatterRef(String),
@@ -75,7 +78,11 @@ impl Chapter {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// Parses a chapter's Markdown. `name` is used in messages only.
@@ -106,7 +113,9 @@ pub fn parse(name: &str, markdown: &str) -> Result<Chapter> {
             }
             Event::Start(Tag::CodeBlock(kind)) => {
                 skip.push(range.clone());
-                let CodeBlockKind::Fenced(info) = kind else { continue };
+                let CodeBlockKind::Fenced(info) = kind else {
+                    continue;
+                };
                 match fenced_block(&text, range.clone(), &info) {
                     Ok(block) => items.push(item(&text, range, ItemKind::Block(block))),
                     Err(e) => problems.push((line_of(&text, range.start), format!("{e:#}"))),
@@ -133,8 +142,17 @@ pub fn parse(name: &str, markdown: &str) -> Result<Chapter> {
             }
             Event::End(TagEnd::Image) => {
                 if let Some((start, src, alt)) = image.take() {
-                    let starts_line = text[..start].rsplit('\n').next().unwrap_or("").trim().is_empty();
-                    let kind = ItemKind::Image(Image { alt, src, starts_line });
+                    let starts_line = text[..start]
+                        .rsplit('\n')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .is_empty();
+                    let kind = ItemKind::Image(Image {
+                        alt,
+                        src,
+                        starts_line,
+                    });
                     items.push(item(&text, start..range.end, kind));
                 }
             }
@@ -147,23 +165,36 @@ pub fn parse(name: &str, markdown: &str) -> Result<Chapter> {
 
     if !problems.is_empty() {
         problems.sort();
-        let lines: Vec<String> =
-            problems.into_iter().map(|(line, msg)| format!("{name}:{line}: {msg}")).collect();
+        let lines: Vec<String> = problems
+            .into_iter()
+            .map(|(line, msg)| format!("{name}:{line}: {msg}"))
+            .collect();
         bail!("{}", lines.join("\n"));
     }
 
     items.sort_by_key(|i| i.range.start);
-    Ok(Chapter { name: name.to_string(), text, front, items })
+    Ok(Chapter {
+        name: name.to_string(),
+        text,
+        front,
+        items,
+    })
 }
 
 fn item(text: &str, range: Range<usize>, kind: ItemKind) -> Item {
-    Item { line: line_of(text, range.start), range, kind }
+    Item {
+        line: line_of(text, range.start),
+        range,
+        kind,
+    }
 }
 
 fn strip_fences(block: &str) -> &str {
     let body = block.strip_prefix("---").unwrap_or(block);
     let body = body.trim_end();
-    body.strip_suffix("---").or_else(|| body.strip_suffix("...")).unwrap_or(body)
+    body.strip_suffix("---")
+        .or_else(|| body.strip_suffix("..."))
+        .unwrap_or(body)
 }
 
 /// Reads a fenced block, and refuses one whose closing fence is missing:
@@ -202,7 +233,10 @@ fn fenced_block(text: &str, range: Range<usize>, info: &str) -> Result<Block> {
         content.push('\n');
     }
 
-    let lang = info.split([' ', '\t', ',', '{']).find(|w| !w.is_empty()).unwrap_or("");
+    let lang = info
+        .split([' ', '\t', ',', '{'])
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
     Ok(Block {
         lang: lang.to_lowercase(),
         content,
@@ -229,13 +263,20 @@ fn find_directives(
             continue;
         };
         let Some(body) = after[..end].trim_start().strip_prefix(':') else {
-            problems.push((line, "a directive reads `<!-- workbook: key=value -->`: the colon is missing".into()));
+            problems.push((
+                line,
+                "a directive reads `<!-- workbook: key=value -->`: the colon is missing".into(),
+            ));
             continue;
         };
 
         let end_offset = range.start + found.end() + end + 3;
         match directive::parse(body) {
-            Ok(d) => items.push(Item { range: start..end_offset, line, kind: ItemKind::Directive(d) }),
+            Ok(d) => items.push(Item {
+                range: start..end_offset,
+                line,
+                kind: ItemKind::Directive(d),
+            }),
             Err(e) => problems.push((line, format!("directive: {e:#}"))),
         }
     }
@@ -265,19 +306,28 @@ fn find_containers(
 
         if trimmed.trim_start_matches(':').trim().is_empty() {
             if open.pop().is_none() {
-                problems.push((line_of(text, range.start), "`:::` closes no open container".into()));
+                problems.push((
+                    line_of(text, range.start),
+                    "`:::` closes no open container".into(),
+                ));
             }
             items.push(item(text, range, ItemKind::ContainerEnd));
         } else if let Some(caps) = open_re.captures(line.trim_end_matches('\n')) {
             open.push(line_of(text, range.start));
             let title = Some(caps[2].to_string()).filter(|t| !t.is_empty());
-            let kind = ItemKind::ContainerStart { kind: caps[1].to_lowercase(), title };
+            let kind = ItemKind::ContainerStart {
+                kind: caps[1].to_lowercase(),
+                title,
+            };
             items.push(item(text, range, kind));
         }
     }
 
     for line in open {
-        problems.push((line, "container `:::` is never closed; add a `:::` line after its content".into()));
+        problems.push((
+            line,
+            "container `:::` is never closed; add a `:::` line after its content".into(),
+        ));
     }
 }
 
@@ -295,12 +345,18 @@ fn find_frontmatter_refs(
             continue;
         }
         match front.get(&caps[1]) {
-            Some(value) => {
-                items.push(item(text, whole.range(), ItemKind::FrontMatterRef(value.to_string())))
-            }
+            Some(value) => items.push(item(
+                text,
+                whole.range(),
+                ItemKind::FrontMatterRef(value.to_string()),
+            )),
             None => problems.push((
                 line_of(text, whole.start()),
-                format!("`{}` refers to front matter key `{}`, which the chapter does not set", whole.as_str(), &caps[1]),
+                format!(
+                    "`{}` refers to front matter key `{}`, which the chapter does not set",
+                    whole.as_str(),
+                    &caps[1]
+                ),
             )),
         }
     }
@@ -319,7 +375,9 @@ mod tests {
                 ItemKind::Directive(d) => format!("{}:directive {}", i.line, d.settings.len()),
                 ItemKind::Block(b) => format!("{}:block {} {:?}", i.line, b.lang, b.content),
                 ItemKind::Image(img) => format!("{}:image {} {}", i.line, img.src, img.starts_line),
-                ItemKind::ContainerStart { kind, title } => format!("{}:open {kind} {title:?}", i.line),
+                ItemKind::ContainerStart { kind, title } => {
+                    format!("{}:open {kind} {title:?}", i.line)
+                }
                 ItemKind::ContainerEnd => format!("{}:close", i.line),
                 ItemKind::FrontMatterRef(v) => format!("{}:ref {v}", i.line),
             })
@@ -349,18 +407,33 @@ mod tests {
     fn crlf_chapter_is_read_like_lf() {
         let md = "---\r\ntitle: T\r\n---\r\n<!-- workbook: timeout=5 -->\r\n```shell\r\necho one\r\n```\r\n";
         let chapter = parse("c.md", md).unwrap();
-        assert_eq!(kinds(&chapter), ["1:front", "4:directive 1", "5:block shell \"echo one\\n\""]);
+        assert_eq!(
+            kinds(&chapter),
+            ["1:front", "4:directive 1", "5:block shell \"echo one\\n\""]
+        );
     }
 
     #[test]
     fn reports_bad_input_with_lines() {
         let cases = [
-            ("<!-- workbook: tiemout=5 -->\n", "c.md:1: directive: unknown key `tiemout`"),
-            ("text\n\n```shell\necho\n", "c.md:3: code fence opened here (```shell) is never closed; end the block with a line of ```"),
+            (
+                "<!-- workbook: tiemout=5 -->\n",
+                "c.md:1: directive: unknown key `tiemout`",
+            ),
+            (
+                "text\n\n```shell\necho\n",
+                "c.md:3: code fence opened here (```shell) is never closed; end the block with a line of ```",
+            ),
             ("<!-- workbook expect=1 -->\n", "c.md:1: a directive reads"),
-            ("<!-- workbook: expect=1\n", "c.md:1: directive comment is never closed"),
+            (
+                "<!-- workbook: expect=1\n",
+                "c.md:1: directive comment is never closed",
+            ),
             ("::: tip\ntext\n", "c.md:1: container `:::` is never closed"),
-            ("# {{ $frontmatter.nope }}\n", "c.md:1: `{{ $frontmatter.nope }}` refers to front matter key `nope`"),
+            (
+                "# {{ $frontmatter.nope }}\n",
+                "c.md:1: `{{ $frontmatter.nope }}` refers to front matter key `nope`",
+            ),
             ("---\ntitle: [\n---\n", "c.md:1: front matter"),
         ];
         for (md, want) in cases {

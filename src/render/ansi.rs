@@ -33,7 +33,12 @@ impl Style {
         if let Some(bg) = self.bg {
             c.push(format!("wb-bg{bg}"));
         }
-        for (on, name) in [(self.bold, "wb-bold"), (self.dim, "wb-dim"), (self.italic, "wb-italic"), (self.underline, "wb-underline")] {
+        for (on, name) in [
+            (self.bold, "wb-bold"),
+            (self.dim, "wb-dim"),
+            (self.italic, "wb-italic"),
+            (self.underline, "wb-underline"),
+        ] {
             if on {
                 c.push(name.to_string());
             }
@@ -61,7 +66,8 @@ impl Screen {
                     open = false;
                 }
                 if style != Style::default() {
-                    self.done.push_str(&format!("<span class=\"{}\">", style.classes()));
+                    self.done
+                        .push_str(&format!("<span class=\"{}\">", style.classes()));
                     open = true;
                 }
                 current = style;
@@ -117,7 +123,13 @@ impl Perform for Screen {
         }
     }
 
-    fn csi_dispatch(&mut self, params: &Params, _intermediates: &[u8], _ignore: bool, action: char) {
+    fn csi_dispatch(
+        &mut self,
+        params: &Params,
+        _intermediates: &[u8],
+        _ignore: bool,
+        action: char,
+    ) {
         if action != 'm' {
             return;
         }
@@ -174,18 +186,35 @@ mod tests {
     fn converts_terminal_bytes() {
         let cases: &[(&[u8], &str)] = &[
             (b"plain\n", "plain&#10;"),
-            (b"\x1b[31mred\x1b[0m plain\n", "<span class=\"wb-fg1\">red</span> plain&#10;"),
-            (b"\x1b[1;92mok\x1b[m", "<span class=\"wb-fg10 wb-bold\">ok</span>"),
-            (b"</pre></code><script>alert(1)</script>", "&lt;/pre&gt;&lt;/code&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
+            (
+                b"\x1b[31mred\x1b[0m plain\n",
+                "<span class=\"wb-fg1\">red</span> plain&#10;",
+            ),
+            (
+                b"\x1b[1;92mok\x1b[m",
+                "<span class=\"wb-fg10 wb-bold\">ok</span>",
+            ),
+            (
+                b"</pre></code><script>alert(1)</script>",
+                "&lt;/pre&gt;&lt;/code&gt;&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
             (b"caf\xe9\n", "caf\u{fffd}&#10;"),
             (b"10%\r50%\r100%\r\n", "100%&#10;"),
             (b"\x1b[?2004hprompt\x1b]0;title\x07", "prompt"),
             (b"a\n\nb", "a&#10;&#10;b"),
-            (b"```\n{{#include x}}", "```&#10;&#123;&#123;#include x&#125;&#125;"),
+            (
+                b"```\n{{#include x}}",
+                "```&#10;&#123;&#123;#include x&#125;&#125;",
+            ),
             (b"\x1b[38;5;196mx\x1b[39m", "x"),
         ];
         for (input, want) in cases {
-            assert_eq!(to_html(input), *want, "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                to_html(input),
+                *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Labels {
     pub client: &'static str,
     pub stand_ins: &'static str,
     pub steps_ok: &'static str,
+    pub steps_skipped: &'static str,
+    pub steps_failed: &'static str,
     pub missing_shot: &'static str,
     pub not_run_chapter: &'static str,
     pub tip: &'static str,
@@ -58,6 +60,8 @@ const DE: Labels = Labels {
     client: "Client",
     stand_ins: "Stellvertreter-Images (lokal gebaut)",
     steps_ok: "Schritte wie erwartet",
+    steps_skipped: "nicht ausgeführt",
+    steps_failed: "fehlgeschlagen",
     missing_shot: "Screenshot nicht verfügbar",
     not_run_chapter: "das Kapitel wurde nicht ausgeführt",
     tip: "Tipp",
@@ -91,6 +95,8 @@ const EN: Labels = Labels {
     client: "client",
     stand_ins: "stand-in images (built locally)",
     steps_ok: "steps as expected",
+    steps_skipped: "not run",
+    steps_failed: "failed",
     missing_shot: "Screenshot not available",
     not_run_chapter: "the chapter was not run",
     tip: "Tip",
@@ -106,7 +112,12 @@ const EN: Labels = Labels {
 impl Labels {
     /// The labels for a language code such as `de-DE`; English otherwise.
     pub fn for_lang(lang: Option<&str>) -> Labels {
-        match lang.map(|l| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase()) {
+        match lang.map(|l| {
+            l.split(['-', '_'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        }) {
             Some(l) if l == "de" => DE,
             _ => EN,
         }
@@ -114,8 +125,16 @@ impl Labels {
 
     /// A number of seconds, in the language's notation.
     pub fn seconds(&self, secs: f64) -> String {
-        let s = if secs < 10.0 { format!("{secs:.2} s") } else { format!("{secs:.1} s") };
-        if self.decimal_comma { s.replace('.', ",") } else { s }
+        let s = if secs < 10.0 {
+            format!("{secs:.2} s")
+        } else {
+            format!("{secs:.1} s")
+        };
+        if self.decimal_comma {
+            s.replace('.', ",")
+        } else {
+            s
+        }
     }
 
     /// A count, with the language's thousands separator.
@@ -124,7 +143,7 @@ impl Labels {
         let sep = if self.decimal_comma { '.' } else { ',' };
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(sep);
             }
             out.push(c);

@@ -23,7 +23,10 @@ pub use labels::Labels;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("transcript", include_str!("../../theme/transcript.hbs")),
-    ("chapter-error", include_str!("../../theme/chapter-error.hbs")),
+    (
+        "chapter-error",
+        include_str!("../../theme/chapter-error.hbs"),
+    ),
     ("missing-shot", include_str!("../../theme/missing-shot.hbs")),
     ("note", include_str!("../../theme/note.hbs")),
     ("provenance", include_str!("../../theme/provenance.hbs")),
@@ -41,19 +44,26 @@ impl Templates {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         for (name, builtin) in TEMPLATES {
-            let custom = dir.map(|d| d.join(format!("{name}.hbs"))).filter(|p| p.is_file());
+            let custom = dir
+                .map(|d| d.join(format!("{name}.hbs")))
+                .filter(|p| p.is_file());
             match custom {
                 Some(path) => registry
                     .register_template_file(name, &path)
                     .with_context(|| format!("reading template {}", path.display()))?,
-                None => registry.register_template_string(name, *builtin).with_context(|| format!("built-in template {name}"))?,
+                None => registry
+                    .register_template_string(name, *builtin)
+                    .with_context(|| format!("built-in template {name}"))?,
             }
         }
         Ok(Templates { registry })
     }
 
     fn render(&self, name: &str, data: &Value) -> Result<String> {
-        let html = self.registry.render(name, data).with_context(|| format!("rendering template {name}"))?;
+        let html = self
+            .registry
+            .render(name, data)
+            .with_context(|| format!("rendering template {name}"))?;
         Ok(compact(&html))
     }
 }
@@ -61,7 +71,11 @@ impl Templates {
 /// Removes blank lines and indentation, which would end or change a
 /// Markdown HTML block. Text inside `<pre>` holds no raw newline.
 fn compact(html: &str) -> String {
-    let lines: Vec<&str> = html.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = html
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines.join("\n")
 }
 
@@ -73,7 +87,12 @@ pub struct Run<'a> {
 }
 
 /// Renders the chapter's Markdown with transcripts spliced in.
-pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templates: &Templates) -> Result<String> {
+pub fn chapter(
+    chapter: &Chapter,
+    script: Option<&Script>,
+    run: Run<'_>,
+    templates: &Templates,
+) -> Result<String> {
     let labels = Labels::for_lang(chapter.front.lang.as_deref());
     let records: &[Record] = run.report.map(|r| r.records.as_slice()).unwrap_or_default();
     let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
@@ -82,7 +101,9 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
         let replacement = match &item.kind {
             ItemKind::FrontMatter | ItemKind::Directive(_) => String::new(),
             ItemKind::FrontMatterRef(value) => value.clone(),
-            ItemKind::ContainerStart { kind, title } => container_start(kind, title.as_deref(), &labels),
+            ItemKind::ContainerStart { kind, title } => {
+                container_start(kind, title.as_deref(), &labels)
+            }
             ItemKind::ContainerEnd => "\n</blockquote>\n".to_string(),
             ItemKind::Block(_) | ItemKind::Image(_) => continue,
         };
@@ -90,16 +111,27 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
     }
 
     if let Some(script) = script {
-        let shown: Vec<usize> = script.shots.iter().flat_map(|s| s.steps.iter().copied()).collect();
+        let shown: Vec<usize> = script
+            .shots
+            .iter()
+            .flat_map(|s| s.steps.iter().copied())
+            .collect();
         for block in &script.blocks {
             let item = &chapter.items[block.item];
             let mut html = String::new();
             if let Some(note) = &block.note {
-                html.push_str(&templates.render("note", &json!({ "labels": labels, "html": markdown_inline(note) }))?);
+                html.push_str(&templates.render(
+                    "note",
+                    &json!({ "labels": labels, "html": markdown_inline(note) }),
+                )?);
                 html.push('\n');
             }
             let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
-            let views: Vec<Value> = steps.iter().filter_map(|s| records.get(*s)).map(|r| step_view(r, script, &labels)).collect();
+            let views: Vec<Value> = steps
+                .iter()
+                .filter_map(|s| records.get(*s))
+                .map(|r| step_view(r, script, &labels))
+                .collect();
             if !views.is_empty() {
                 let data = transcript_view(&labels, None, None, views);
                 html.push_str(&templates.render("transcript", &data)?);
@@ -110,17 +142,31 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
         }
 
         for (item, note) in &script.notes {
-            let html = templates.render("note", &json!({ "labels": labels, "html": markdown_inline(note) }))?;
+            let html = templates.render(
+                "note",
+                &json!({ "labels": labels, "html": markdown_inline(note) }),
+            )?;
             let at = chapter.items[*item].range.end;
             edits.push((at..at, format!("\n{html}\n\n")));
         }
 
         for shot in &script.shots {
             let item = &chapter.items[shot.item];
-            let ItemKind::Image(image) = &item.kind else { continue };
-            let views: Vec<Value> = shot.steps.iter().filter_map(|s| records.get(*s)).map(|r| step_view(r, script, &labels)).collect();
+            let ItemKind::Image(image) = &item.kind else {
+                continue;
+            };
+            let views: Vec<Value> = shot
+                .steps
+                .iter()
+                .filter_map(|s| records.get(*s))
+                .map(|r| step_view(r, script, &labels))
+                .collect();
             let html = if views.is_empty() {
-                let reason = if shot.steps.is_empty() { None } else { Some(labels.not_run_chapter) };
+                let reason = if shot.steps.is_empty() {
+                    None
+                } else {
+                    Some(labels.not_run_chapter)
+                };
                 templates.render("missing-shot", &json!({ "labels": labels, "alt": image.alt, "src": image.src, "reason": reason }))?
             } else {
                 let data = transcript_view(&labels, Some(&image.alt), Some(&image.src), views);
@@ -132,18 +178,29 @@ pub fn chapter(chapter: &Chapter, script: Option<&Script>, run: Run<'_>, templat
 
     let mut top = String::new();
     if !run.errors.is_empty() {
-        let html = templates.render("chapter-error", &json!({ "labels": labels, "errors": run.errors }))?;
+        let html = templates.render(
+            "chapter-error",
+            &json!({ "labels": labels, "errors": run.errors }),
+        )?;
         top = format!("{html}\n\n");
     }
     let mut bottom = String::new();
     if let Some(report) = run.report {
-        bottom = format!("\n\n{}\n", templates.render("provenance", &provenance_view(report, &labels))?);
+        bottom = format!(
+            "\n\n{}\n",
+            templates.render("provenance", &provenance_view(report, &labels))?
+        );
     }
 
     Ok(format!("{top}{}{bottom}", splice(&chapter.text, edits)))
 }
 
-fn transcript_view(labels: &Labels, caption: Option<&str>, replaces: Option<&str>, steps: Vec<Value>) -> Value {
+fn transcript_view(
+    labels: &Labels,
+    caption: Option<&str>,
+    replaces: Option<&str>,
+    steps: Vec<Value>,
+) -> Value {
     let ran = steps.iter().any(|s| s["ran"] == true);
     let only_files = steps.iter().all(|s| s["file"] == true);
     json!({
@@ -183,7 +240,9 @@ fn container_start(kind: &str, title: Option<&str>, labels: &Labels) -> String {
     let title = escape(title.unwrap_or(default_title));
     // mdBook's own admonition classes, so every built-in theme styles them;
     // the title is the sheet's own.
-    format!("\n<blockquote class=\"blockquote-tag blockquote-tag-{class}\">\n<p class=\"blockquote-tag-title\">{title}</p>\n\n")
+    format!(
+        "\n<blockquote class=\"blockquote-tag blockquote-tag-{class}\">\n<p class=\"blockquote-tag-title\">{title}</p>\n\n"
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -191,15 +250,40 @@ fn escape(text: &str) -> String {
 }
 
 fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
-    let is_file = matches!(script.steps[record.step].kind, StepKind::Write { .. } | StepKind::Edit { .. });
+    let is_file = matches!(
+        script.steps[record.step].kind,
+        StepKind::Write { .. } | StepKind::Edit { .. }
+    );
     let (state, status) = match &record.outcome {
-        Outcome::Exited(code) => (if record.is_ok() { "ok" } else { "failed" }, format!("{} {code}", labels.exit)),
-        Outcome::TimedOut(after) => ("failed", format!("{} ({})", labels.timed_out, labels.seconds(after.as_secs_f64()))),
+        Outcome::Exited(code) => (
+            if record.is_ok() { "ok" } else { "failed" },
+            format!("{} {code}", labels.exit),
+        ),
+        Outcome::TimedOut(after) => (
+            "failed",
+            format!(
+                "{} ({})",
+                labels.timed_out,
+                labels.seconds(after.as_secs_f64())
+            ),
+        ),
         Outcome::ShellEnded => ("failed", labels.shell_ended.to_string()),
-        Outcome::Wrote(path) => ("file", format!("{}: <code>{}</code>", labels.wrote, escape(path))),
-        Outcome::Edited(path) => ("file", format!("{} <code>{}</code>", labels.edited, escape(path))),
-        Outcome::Skipped(reason) => ("skipped", format!("{}: {}", labels.skipped, code_spans(reason))),
-        Outcome::Failed(reason) => ("failed", format!("{}: {}", labels.failed, code_spans(reason))),
+        Outcome::Wrote(path) => (
+            "file",
+            format!("{}: <code>{}</code>", labels.wrote, escape(path)),
+        ),
+        Outcome::Edited(path) => (
+            "file",
+            format!("{} <code>{}</code>", labels.edited, escape(path)),
+        ),
+        Outcome::Skipped(reason) => (
+            "skipped",
+            format!("{}: {}", labels.skipped, code_spans(reason)),
+        ),
+        Outcome::Failed(reason) => (
+            "failed",
+            format!("{}: {}", labels.failed, code_spans(reason)),
+        ),
     };
     let expected = match record.expect {
         Some(Expect::Status(0)) | None => None,
@@ -207,10 +291,18 @@ fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
         Some(Expect::NonZero) => Some(labels.nonzero_status.to_string()),
         Some(Expect::Any) => Some(labels.any_status.to_string()),
     };
-    let ran = matches!(record.outcome, Outcome::Exited(_) | Outcome::TimedOut(_) | Outcome::ShellEnded);
+    let ran = matches!(
+        record.outcome,
+        Outcome::Exited(_) | Outcome::TimedOut(_) | Outcome::ShellEnded
+    );
     let output = &record.output;
     let omitted = output.is_truncated().then(|| {
-        format!("… {} {} ({}) …", labels.count(output.omitted_lines), labels.omitted, bytes(output.omitted_bytes))
+        format!(
+            "… {} {} ({}) …",
+            labels.count(output.omitted_lines),
+            labels.omitted,
+            bytes(output.omitted_bytes)
+        )
     });
 
     json!({
@@ -268,22 +360,28 @@ fn bytes(n: u64) -> String {
 }
 
 fn provenance_view(report: &Report, labels: &Labels) -> Value {
-    let ok = report.records.iter().filter(|r| r.is_ok()).count();
+    let count = |f: &dyn Fn(&Record) -> bool| report.records.iter().filter(|r| f(r)).count();
+    let skipped = count(&|r| matches!(r.outcome, Outcome::Skipped(_)));
+    let failed = count(&|r| !r.is_ok());
     json!({
         "labels": labels,
         "date": utc_now(),
         "engine": report.engine.server,
         "client": report.engine.client,
-        "ok": ok,
-        "total": report.records.len(),
-        "all_ok": ok == report.records.len(),
+        "ok": report.records.len() - skipped - failed,
+        "skipped": skipped,
+        "failed": failed,
+        "all_ok": failed == 0,
         "stand_ins": report.stand_ins.iter().collect::<Vec<_>>(),
     })
 }
 
 /// The current time as `YYYY-MM-DD HH:MM UTC`.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -295,7 +393,11 @@ fn utc_now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
 }
 
 #[cfg(test)]
@@ -304,12 +406,19 @@ mod tests {
 
     #[test]
     fn splices_by_range() {
-        let edits = vec![(4..5, "X".to_string()), (0..0, "<".to_string()), (9..9, ">".to_string())];
+        let edits = vec![
+            (4..5, "X".to_string()),
+            (0..0, "<".to_string()),
+            (9..9, ">".to_string()),
+        ];
         assert_eq!(splice("abc d efg", edits), "<abc X efg>");
     }
 
     #[test]
     fn compacts_fragments_so_markdown_keeps_out() {
-        assert_eq!(compact("<div>\n\n   <pre>a&#10;&#10;b</pre>\n  </div>\n"), "<div>\n<pre>a&#10;&#10;b</pre>\n</div>");
+        assert_eq!(
+            compact("<div>\n\n   <pre>a&#10;&#10;b</pre>\n  </div>\n"),
+            "<div>\n<pre>a&#10;&#10;b</pre>\n</div>"
+        );
     }
 }

@@ -12,7 +12,10 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     let prune = Regex::new(r"\bdocker\s+(?:(system|container|image|volume|network|builder)\s+prune|(?:volume|network)\s+rm\b)")
         .expect("static regex");
     if let Some(m) = prune.find(code) {
-        return Some(format!("`{}` removes objects this run did not create", m.as_str()));
+        return Some(format!(
+            "`{}` removes objects this run did not create",
+            m.as_str()
+        ));
     }
 
     let destructive = Regex::new(
@@ -29,10 +32,15 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
         }
     }
 
-    let via_xargs = Regex::new(r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b")
-        .expect("static regex");
+    let via_xargs = Regex::new(
+        r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b",
+    )
+    .expect("static regex");
     if let Some(caps) = via_xargs.captures(code) {
-        return Some(format!("`docker {}` acts on every object piped to it", &caps[1]));
+        return Some(format!(
+            "`docker {}` acts on every object piped to it",
+            &caps[1]
+        ));
     }
     None
 }
@@ -40,7 +48,8 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
 /// Whether a command asks Docker for an interactive terminal (`-i`, `-t`).
 pub fn needs_terminal(command: &str) -> bool {
     let code = strip_comment(command);
-    let run = Regex::new(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b").expect("static regex");
+    let run =
+        Regex::new(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b").expect("static regex");
 
     for m in run.captures_iter(code) {
         let sub = &m[1];
@@ -102,7 +111,10 @@ mod tests {
     #[test]
     fn flags_commands_on_foreign_objects() {
         let cases = [
-            ("docker stop $(docker ps -a -q)   # Stops all containers", true),
+            (
+                "docker stop $(docker ps -a -q)   # Stops all containers",
+                true,
+            ),
             ("docker rm $(docker ps -a -q)", true),
             ("docker rmi $(docker images -aq)", true),
             ("docker image rm `docker images -q`", true),
@@ -117,7 +129,11 @@ mod tests {
             ("echo 'docker rm $(x)' > notes", true),
         ];
         for (command, want) in cases {
-            assert_eq!(acts_on_foreign_objects(command).is_some(), want, "{command}");
+            assert_eq!(
+                acts_on_foreign_objects(command).is_some(),
+                want,
+                "{command}"
+            );
         }
     }
 
@@ -125,8 +141,14 @@ mod tests {
     fn tells_which_commands_need_a_terminal() {
         let cases = [
             ("docker run -it ubuntu:14.04 /bin/bash", true),
-            ("docker run -it -v ${pwd}:/mounted ubuntu:14.04 /bin/bash # mount", true),
-            ("docker exec -it d239 /bin/bash   # Your container id instead", true),
+            (
+                "docker run -it -v ${pwd}:/mounted ubuntu:14.04 /bin/bash # mount",
+                true,
+            ),
+            (
+                "docker exec -it d239 /bin/bash   # Your container id instead",
+                true,
+            ),
             ("docker run --rm -ti alpine", true),
             ("docker run -v x:/y --interactive img", true),
             ("docker start -ai d239", true),

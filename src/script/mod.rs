@@ -60,13 +60,26 @@ pub struct Command {
 pub enum StepKind {
     Command(Command),
     /// Write a block's content to a path relative to the shell's directory.
-    Write { path: String, content: String },
+    Write {
+        path: String,
+        content: String,
+    },
     /// Replace one line of a file with a partial block's lines.
-    Edit { path: String, replace: String, lines: Vec<String> },
+    Edit {
+        path: String,
+        replace: String,
+        lines: Vec<String>,
+    },
     /// A command that is not run; the reason is shown.
-    Skip { text: String, reason: String },
+    Skip {
+        text: String,
+        reason: String,
+    },
     /// A command that must not run here; shown as a failure.
-    Refuse { text: String, reason: String },
+    Refuse {
+        text: String,
+        reason: String,
+    },
 }
 
 /// One executable unit.
@@ -163,18 +176,22 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
             }
             ItemKind::Image(image) => {
                 let directive = pending.take();
-                if let Some((d, line)) = directive {
-                    if let Some(bad) = d.settings.iter().find(|s| s.key != "show") {
-                        problems.push(format!("{name}:{line}: directive: `{}` does not apply to an image; only `show` does", bad.key));
-                        continue;
-                    }
+                if let Some((d, line)) = directive
+                    && let Some(bad) = d.settings.iter().find(|s| s.key != "show")
+                {
+                    problems.push(format!("{name}:{line}: directive: `{}` does not apply to an image; only `show` does", bad.key));
+                    continue;
                 }
                 if !image.starts_line || !image_missing(&image.src) {
                     continue;
                 }
                 let show = directive.and_then(|(d, _)| d.get("show"));
                 match claim_steps(&script, show) {
-                    Ok((block, steps)) => script.shots.push(Shot { item: index, block, steps }),
+                    Ok((block, steps)) => script.shots.push(Shot {
+                        item: index,
+                        block,
+                        steps,
+                    }),
                     Err(e) => problems.push(format!("{name}:{}: {e:#}", item.line)),
                 }
             }
@@ -201,8 +218,15 @@ fn shell_block(
 ) -> Result<()> {
     if let Some(d) = d {
         for s in &d.settings {
-            if !matches!(s.key.as_str(), "expect" | "timeout" | "skip" | "note" | "bind") {
-                bail!("directive: `{}` does not apply to a `{}` block", s.key, block.lang);
+            if !matches!(
+                s.key.as_str(),
+                "expect" | "timeout" | "skip" | "note" | "bind"
+            ) {
+                bail!(
+                    "directive: `{}` does not apply to a `{}` block",
+                    s.key,
+                    block.lang
+                );
             }
         }
     }
@@ -218,7 +242,12 @@ fn shell_block(
             .ok()
             .filter(|n| (1..=lines.len()).contains(n))
             .map(|n| n - 1)
-            .ok_or_else(|| anyhow::anyhow!("directive: `{key}.{n}`: the block has commands 1 to {}", lines.len()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "directive: `{key}.{n}`: the block has commands 1 to {}",
+                    lines.len()
+                )
+            })
     };
     for s in d.map(|d| d.settings.as_slice()).unwrap_or_default() {
         let value = s.value.as_deref().unwrap_or("");
@@ -228,9 +257,13 @@ fn shell_block(
             ("skip", None) => skips.fill(Some(value.to_string())),
             ("skip", Some(n)) => skips[command_index("skip", n)?] = Some(value.to_string()),
             ("timeout", _) => {
-                let secs: f64 = value.parse().ok().filter(|s: &f64| *s > 0.0).ok_or_else(|| {
-                    anyhow::anyhow!("directive: `timeout={value}`: use a number of seconds")
-                })?;
+                let secs: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("directive: `timeout={value}`: use a number of seconds")
+                    })?;
                 timeout = Some(Duration::from_secs_f64(secs));
             }
             _ => {}
@@ -240,11 +273,18 @@ fn shell_block(
         let text = line.text.clone();
         let run = bind(&text, bindings);
         let kind = if let Some(reason) = &skips[n] {
-            StepKind::Skip { text, reason: reason.clone() }
+            StepKind::Skip {
+                text,
+                reason: reason.clone(),
+            }
         } else if let Some(token) = placeholder.find(guard::strip_comment(&run)) {
             StepKind::Refuse {
                 text,
-                reason: format!("placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` above the block, or write the real value", token.as_str(), token.as_str()),
+                reason: format!(
+                    "placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` above the block, or write the real value",
+                    token.as_str(),
+                    token.as_str()
+                ),
             }
         } else if guard::needs_terminal(&run) {
             StepKind::Refuse {
@@ -252,13 +292,26 @@ fn shell_block(
                 reason: "this command asks for an interactive terminal (`-i`/`-t`), which the chapter's shell does not have; mark the block with `<!-- workbook: skip=\"why\" -->`".into(),
             }
         } else {
-            StepKind::Command(Command { text, run, expect: expects[n], timeout })
+            StepKind::Command(Command {
+                text,
+                run,
+                expect: expects[n],
+                timeout,
+            })
         };
-        script.steps.push(Step { block: block_index, line: block.content_line + line.line, kind });
+        script.steps.push(Step {
+            block: block_index,
+            line: block.content_line + line.line,
+            kind,
+        });
     }
 
     let note = d.and_then(|d| d.get("note")).map(str::to_string);
-    script.blocks.push(BlockPlan { item, steps: first..script.steps.len(), note });
+    script.blocks.push(BlockPlan {
+        item,
+        steps: first..script.steps.len(),
+        note,
+    });
     Ok(())
 }
 
@@ -269,13 +322,25 @@ fn file_block(
     d: Option<&Directive>,
 ) -> Result<()> {
     let Some(d) = d else { return Ok(()) };
-    if let Some(bad) = d.settings.iter().find(|s| !matches!(s.key.as_str(), "file" | "edit" | "replace" | "note" | "bind")) {
-        bail!("directive: `{}` does not apply to a `{}` block; use `file=PATH` or `edit=PATH replace=LINE`", bad.key, block.lang);
+    if let Some(bad) = d.settings.iter().find(|s| {
+        !matches!(
+            s.key.as_str(),
+            "file" | "edit" | "replace" | "note" | "bind"
+        )
+    }) {
+        bail!(
+            "directive: `{}` does not apply to a `{}` block; use `file=PATH` or `edit=PATH replace=LINE`",
+            bad.key,
+            block.lang
+        );
     }
     let note = d.get("note").map(str::to_string);
     let kind = match (d.get("file"), d.get("edit"), d.get("replace")) {
         (Some(_), Some(_), _) => bail!("directive: use either `file` or `edit`, not both"),
-        (Some(path), None, None) => StepKind::Write { path: path.to_string(), content: block.content.clone() },
+        (Some(path), None, None) => StepKind::Write {
+            path: path.to_string(),
+            content: block.content.clone(),
+        },
         (None, Some(path), Some(replace)) => {
             let lines: Vec<String> = block
                 .content
@@ -283,9 +348,15 @@ fn file_block(
                 .filter(|l| l.trim() != "...")
                 .map(str::to_string)
                 .collect();
-            StepKind::Edit { path: path.to_string(), replace: replace.to_string(), lines }
+            StepKind::Edit {
+                path: path.to_string(),
+                replace: replace.to_string(),
+                lines,
+            }
         }
-        (None, Some(_), None) => bail!("directive: `edit` needs `replace=\"LINE\"`: the line of the file that the block's lines take the place of"),
+        (None, Some(_), None) => bail!(
+            "directive: `edit` needs `replace=\"LINE\"`: the line of the file that the block's lines take the place of"
+        ),
         (_, None, Some(_)) => bail!("directive: `replace` only goes with `edit`"),
         (None, None, None) => {
             if let Some(note) = note {
@@ -297,8 +368,16 @@ fn file_block(
 
     let block_index = script.blocks.len();
     let first = script.steps.len();
-    script.steps.push(Step { block: block_index, line: block.content_line, kind });
-    script.blocks.push(BlockPlan { item, steps: first..first + 1, note });
+    script.steps.push(Step {
+        block: block_index,
+        line: block.content_line,
+        kind,
+    });
+    script.blocks.push(BlockPlan {
+        item,
+        steps: first..first + 1,
+        note,
+    });
     Ok(())
 }
 
@@ -334,7 +413,11 @@ fn claim_steps(script: &Script, show: Option<&str>) -> Result<(Option<usize>, Ve
         return Ok((None, Vec::new()));
     };
     let block = &script.blocks[block_index];
-    let shown: Vec<usize> = script.shots.iter().flat_map(|s| s.steps.iter().copied()).collect();
+    let shown: Vec<usize> = script
+        .shots
+        .iter()
+        .flat_map(|s| s.steps.iter().copied())
+        .collect();
 
     let Some(show) = show else {
         let steps = block.steps.clone().filter(|s| !shown.contains(s)).collect();
@@ -343,13 +426,20 @@ fn claim_steps(script: &Script, show: Option<&str>) -> Result<(Option<usize>, Ve
 
     let count = block.steps.len();
     let (from, to) = match show.split_once('-') {
-        Some((a, b)) => (a.trim().parse::<usize>().ok(), b.trim().parse::<usize>().ok()),
-        None => (show.trim().parse::<usize>().ok(), show.trim().parse::<usize>().ok()),
+        Some((a, b)) => (
+            a.trim().parse::<usize>().ok(),
+            b.trim().parse::<usize>().ok(),
+        ),
+        None => (
+            show.trim().parse::<usize>().ok(),
+            show.trim().parse::<usize>().ok(),
+        ),
     };
     match (from, to) {
-        (Some(from), Some(to)) if 1 <= from && from <= to && to <= count => {
-            Ok((Some(block_index), (block.steps.start + from - 1..block.steps.start + to).collect()))
-        }
+        (Some(from), Some(to)) if 1 <= from && from <= to && to <= count => Ok((
+            Some(block_index),
+            (block.steps.start + from - 1..block.steps.start + to).collect(),
+        )),
         _ => bail!("directive: `show={show}`: the block above has commands 1 to {count}"),
     }
 }
@@ -407,14 +497,38 @@ mod tests {
     #[test]
     fn rejects_misplaced_directives() {
         let cases = [
-            ("<!-- workbook: show=1 -->\n```shell\nls\n```\n", "c.md:1: directive: `show` does not apply to a `shell` block"),
-            ("<!-- workbook: expect=2 -->\n", "c.md:1: directive applies to no block"),
-            ("<!-- workbook: expect=x -->\n```shell\nls\n```\n", "`expect=x`: use a number"),
-            ("<!-- workbook: expect.3=1 -->\n```shell\nls\n```\n", "`expect.3`: the block has commands 1 to 1"),
-            ("<!-- workbook: edit=f -->\n```python\nx\n```\n", "`edit` needs `replace"),
-            ("<!-- workbook: bind=\"<X>=moon\" -->\n", "unknown source `moon`"),
-            ("```shell\nls\n```\n<!-- workbook: show=4 -->\n![a](./img/a.png)\n", "`show=4`: the block above has commands 1 to 1"),
-            ("<!-- workbook: timeout=1 -->\n<!-- workbook: expect=1 -->\n```shell\nls\n```\n", "c.md:1: directive is followed by another directive (line 2)"),
+            (
+                "<!-- workbook: show=1 -->\n```shell\nls\n```\n",
+                "c.md:1: directive: `show` does not apply to a `shell` block",
+            ),
+            (
+                "<!-- workbook: expect=2 -->\n",
+                "c.md:1: directive applies to no block",
+            ),
+            (
+                "<!-- workbook: expect=x -->\n```shell\nls\n```\n",
+                "`expect=x`: use a number",
+            ),
+            (
+                "<!-- workbook: expect.3=1 -->\n```shell\nls\n```\n",
+                "`expect.3`: the block has commands 1 to 1",
+            ),
+            (
+                "<!-- workbook: edit=f -->\n```python\nx\n```\n",
+                "`edit` needs `replace",
+            ),
+            (
+                "<!-- workbook: bind=\"<X>=moon\" -->\n",
+                "unknown source `moon`",
+            ),
+            (
+                "```shell\nls\n```\n<!-- workbook: show=4 -->\n![a](./img/a.png)\n",
+                "`show=4`: the block above has commands 1 to 1",
+            ),
+            (
+                "<!-- workbook: timeout=1 -->\n<!-- workbook: expect=1 -->\n```shell\nls\n```\n",
+                "c.md:1: directive is followed by another directive (line 2)",
+            ),
         ];
         for (md, want) in cases {
             let err = script(md).unwrap_err().to_string();
@@ -425,8 +539,13 @@ mod tests {
     #[test]
     fn unbound_placeholder_is_refused_by_name() {
         let s = script("```shell\ncd <YOUR_REPO_PATH>/x\necho <b>\n```\n").unwrap();
-        let StepKind::Refuse { reason, .. } = &s.steps[0].kind else { panic!("{:?}", s.steps[0]) };
-        assert!(reason.contains("`<YOUR_REPO_PATH>` is not bound"), "{reason}");
+        let StepKind::Refuse { reason, .. } = &s.steps[0].kind else {
+            panic!("{:?}", s.steps[0])
+        };
+        assert!(
+            reason.contains("`<YOUR_REPO_PATH>` is not bound"),
+            "{reason}"
+        );
         assert!(matches!(s.steps[1].kind, StepKind::Command(_)));
     }
 }

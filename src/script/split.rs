@@ -32,12 +32,18 @@ pub fn split(content: &str) -> Vec<CommandLine> {
         current.push_str(line);
 
         if is_complete(&current) {
-            out.push(CommandLine { line: first_line, text: std::mem::take(&mut current) });
+            out.push(CommandLine {
+                line: first_line,
+                text: std::mem::take(&mut current),
+            });
         }
     }
 
     if !current.trim().is_empty() {
-        out.push(CommandLine { line: first_line, text: current });
+        out.push(CommandLine {
+            line: first_line,
+            text: current,
+        });
     }
     out
 }
@@ -76,7 +82,11 @@ impl Lexer {
 
     fn line(&mut self, line: &str) {
         if let Some((delim, strip)) = &self.in_heredoc {
-            let candidate = if *strip { line.trim_start_matches('\t') } else { line };
+            let candidate = if *strip {
+                line.trim_start_matches('\t')
+            } else {
+                line
+            };
             if candidate == delim {
                 self.in_heredoc = None;
                 self.start_next_heredoc();
@@ -123,7 +133,8 @@ impl Lexer {
             let boundary = c.is_whitespace() || ";&|()<>".contains(c);
             if boundary && !word.is_empty() {
                 self.keyword(&word, command_position);
-                command_position = matches!(word.as_str(), "then" | "do" | "else" | "elif" | "{" | "!");
+                command_position =
+                    matches!(word.as_str(), "then" | "do" | "else" | "elif" | "{" | "!");
                 word.clear();
             }
 
@@ -205,23 +216,51 @@ mod tests {
     #[test]
     fn splits_blocks_into_command_lines() {
         let cases: &[(&str, &[(usize, &str)])] = &[
-            ("docker ps # all\ndocker ps -a\n", &[(0, "docker ps # all"), (1, "docker ps -a")]),
+            (
+                "docker ps # all\ndocker ps -a\n",
+                &[(0, "docker ps # all"), (1, "docker ps -a")],
+            ),
             ("# only a comment\n\necho one\n", &[(2, "echo one")]),
-            ("echo 'a\nb'\necho c\n", &[(0, "echo 'a\nb'"), (2, "echo c")]),
-            ("docker run \\\n  ubuntu\n", &[(0, "docker run \\\n  ubuntu")]),
-            ("cat <<EOF > f\nx\nEOF\necho done\n", &[(0, "cat <<EOF > f\nx\nEOF"), (3, "echo done")]),
-            ("cat <<-'END'\n\tx\n\tEND\n", &[(0, "cat <<-'END'\n\tx\n\tEND")]),
-            ("for i in 1 2; do\n  echo $i\ndone\n", &[(0, "for i in 1 2; do\n  echo $i\ndone")]),
-            ("if true; then\necho y\nfi\necho n\n", &[(0, "if true; then\necho y\nfi"), (3, "echo n")]),
+            (
+                "echo 'a\nb'\necho c\n",
+                &[(0, "echo 'a\nb'"), (2, "echo c")],
+            ),
+            (
+                "docker run \\\n  ubuntu\n",
+                &[(0, "docker run \\\n  ubuntu")],
+            ),
+            (
+                "cat <<EOF > f\nx\nEOF\necho done\n",
+                &[(0, "cat <<EOF > f\nx\nEOF"), (3, "echo done")],
+            ),
+            (
+                "cat <<-'END'\n\tx\n\tEND\n",
+                &[(0, "cat <<-'END'\n\tx\n\tEND")],
+            ),
+            (
+                "for i in 1 2; do\n  echo $i\ndone\n",
+                &[(0, "for i in 1 2; do\n  echo $i\ndone")],
+            ),
+            (
+                "if true; then\necho y\nfi\necho n\n",
+                &[(0, "if true; then\necho y\nfi"), (3, "echo n")],
+            ),
             ("echo if done fi\n", &[(0, "echo if done fi")]),
-            ("docker stop $(docker ps -a -q)   # Stops all\n", &[(0, "docker stop $(docker ps -a -q)   # Stops all")]),
+            (
+                "docker stop $(docker ps -a -q)   # Stops all\n",
+                &[(0, "docker stop $(docker ps -a -q)   # Stops all")],
+            ),
             ("echo \"$(date\n)\"\n", &[(0, "echo \"$(date\n)\"")]),
             ("printf 'it''s'\n", &[(0, "printf 'it''s'")]),
             ("echo 'unclosed\n", &[(0, "echo 'unclosed")]),
         ];
         for (content, want) in cases {
-            let got: Vec<(usize, String)> = split(content).into_iter().map(|c| (c.line, c.text)).collect();
-            let want: Vec<(usize, String)> = want.iter().map(|(l, t)| (*l, t.to_string())).collect();
+            let got: Vec<(usize, String)> = split(content)
+                .into_iter()
+                .map(|c| (c.line, c.text))
+                .collect();
+            let want: Vec<(usize, String)> =
+                want.iter().map(|(l, t)| (*l, t.to_string())).collect();
             assert_eq!(got, want, "content {content:?}");
         }
     }

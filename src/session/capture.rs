@@ -40,7 +40,9 @@ impl Output {
     /// Whether the kept output contains a string.
     pub fn contains(&self, needle: &str) -> bool {
         let n = needle.as_bytes();
-        [&self.head, &self.tail].iter().any(|h| h.windows(n.len()).any(|w| w == n))
+        [&self.head, &self.tail]
+            .iter()
+            .any(|h| h.windows(n.len()).any(|w| w == n))
     }
 }
 
@@ -105,12 +107,17 @@ impl Capture {
     pub fn finish(&self) -> Output {
         let mut tail: Vec<u8> = self.tail.iter().copied().collect();
         let kept_elsewhere = self.head.len() as u64 + tail.len() as u64;
-        if kept_elsewhere < self.total_bytes {
-            if let Some(nl) = tail.iter().position(|b| *b == b'\n') {
-                tail.drain(..=nl);
-            }
+        // The tail's first line is cut off when something was dropped before it.
+        if kept_elsewhere < self.total_bytes
+            && let Some(nl) = tail.iter().position(|b| *b == b'\n')
+        {
+            tail.drain(..=nl);
         }
-        let newlines = tail.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i);
+        let newlines = tail
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i);
         let starts: Vec<usize> = newlines.collect();
         if starts.len() > TAIL_LINES {
             let cut = starts[starts.len() - TAIL_LINES - 1] + 1;
@@ -123,9 +130,17 @@ impl Capture {
         if omitted_bytes == 0 {
             let mut head = self.head.clone();
             head.extend_from_slice(&tail);
-            return Output { head, ..Output::default() };
+            return Output {
+                head,
+                ..Output::default()
+            };
         }
-        Output { head: self.head.clone(), tail, omitted_lines, omitted_bytes }
+        Output {
+            head: self.head.clone(),
+            tail,
+            omitted_lines,
+            omitted_bytes,
+        }
     }
 }
 
@@ -166,7 +181,10 @@ mod tests {
         }
         let out = capture.finish();
         assert!(out.head.len() <= HEAD_BYTES && out.tail.len() <= TAIL_BYTES);
-        assert_eq!(out.head.len() as u64 + out.tail.len() as u64 + out.omitted_bytes, 8 << 20);
+        assert_eq!(
+            out.head.len() as u64 + out.tail.len() as u64 + out.omitted_bytes,
+            8 << 20
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ impl Session {
     /// Creates the workspace, the offline repositories and the shell.
     /// `book_root` resolves the repository paths of the settings.
     pub fn start(settings: &Settings, book_root: &Path, uses_docker: bool) -> Result<Session> {
-        let dir = tempfile::Builder::new().prefix("mdbook-workbook-").tempdir().context("creating the workspace")?;
+        let dir = tempfile::Builder::new()
+            .prefix("mdbook-workbook-")
+            .tempdir()
+            .context("creating the workspace")?;
         let home = dir.path().join("home");
         let ctl = dir.path().join("ctl");
         let bin = dir.path().join("bin");
@@ -50,13 +53,24 @@ impl Session {
             std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
         }
 
-        let id = dir.path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let id = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let docker = resolve(&settings.docker).unwrap_or_else(|| settings.docker.clone());
         docker::write_wrapper(&bin, &docker, &id)?;
 
         let mut env = vec![
             ("HOME".to_string(), home.to_string_lossy().to_string()),
-            ("PATH".to_string(), format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())),
+            (
+                "PATH".to_string(),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
             ("TERM".to_string(), "dumb".to_string()),
             ("GIT_CONFIG_NOSYSTEM".to_string(), "1".to_string()),
             ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
@@ -67,19 +81,31 @@ impl Session {
         }
         // The student's own Docker settings (contexts, credentials) live
         // under the real home, which the workspace replaces.
-        if std::env::var_os("DOCKER_CONFIG").is_none() {
-            if let Some(real_home) = std::env::var_os("HOME") {
-                let config = Path::new(&real_home).join(".docker");
-                if config.is_dir() {
-                    env.push(("DOCKER_CONFIG".to_string(), config.to_string_lossy().to_string()));
-                }
-            }
+        let real_config = std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker"));
+        if std::env::var_os("DOCKER_CONFIG").is_none()
+            && let Some(config) = real_config.filter(|c| c.is_dir())
+        {
+            env.push((
+                "DOCKER_CONFIG".to_string(),
+                config.to_string_lossy().to_string(),
+            ));
         }
-        env.extend(offline_repositories(settings, book_root, &dir.path().join("repos"))?);
+        env.extend(offline_repositories(
+            settings,
+            book_root,
+            &dir.path().join("repos"),
+        )?);
 
         let shell = Shell::start(&home, &ctl, &env)?;
         tracing::debug!(workspace = %home.display(), "session started");
-        Ok(Session { dir, home, shell, id, docker, uses_docker })
+        Ok(Session {
+            dir,
+            home,
+            shell,
+            id,
+            docker,
+            uses_docker,
+        })
     }
 
     /// Runs every step in order and cleans up, also after failures.
@@ -93,8 +119,16 @@ impl Session {
         for (index, step) in script.steps.iter().enumerate() {
             let record = self.run_step(index, step, settings);
             match &record.problem {
-                Some(problem) => tracing::error!("{chapter}:{}: `{}`: {problem}", step.line, record.command),
-                None => tracing::debug!("{chapter}:{}: step {}/{total} `{}` {:?}", step.line, index + 1, record.command, record.outcome),
+                Some(problem) => {
+                    tracing::error!("{chapter}:{}: `{}`: {problem}", step.line, record.command)
+                }
+                None => tracing::debug!(
+                    "{chapter}:{}: step {}/{total} `{}` {:?}",
+                    step.line,
+                    index + 1,
+                    record.command,
+                    record.outcome
+                ),
             }
             if self.uses_docker && matches!(step.kind, StepKind::Command(_)) {
                 report.stand_ins.extend(docker::stand_ins(&self.docker));
@@ -106,8 +140,13 @@ impl Session {
         report
     }
 
-    fn run_step(&mut self, index: usize, step: &crate::script::Step, settings: &Settings) -> Record {
-        let cwd = self.display_path(&self.shell.cwd().to_path_buf());
+    fn run_step(
+        &mut self,
+        index: usize,
+        step: &crate::script::Step,
+        settings: &Settings,
+    ) -> Record {
+        let cwd = self.display_path(self.shell.cwd());
         let mut record = Record {
             step: index,
             line: step.line,
@@ -130,7 +169,11 @@ impl Session {
                     Err(e) => record.problem = Some(format!("{e:#}")),
                 }
             }
-            StepKind::Edit { path, replace, lines } => {
+            StepKind::Edit {
+                path,
+                replace,
+                lines,
+            } => {
                 record.command = path.clone();
                 let target = self.shell.cwd().join(path);
                 match edit_file(&target, replace, lines) {
@@ -154,7 +197,13 @@ impl Session {
         record
     }
 
-    fn run_command(&mut self, index: usize, command: &Command, settings: &Settings, record: &mut Record) {
+    fn run_command(
+        &mut self,
+        index: usize,
+        command: &Command,
+        settings: &Settings,
+        record: &mut Record,
+    ) {
         record.command = command.run.clone();
         record.expect = Some(command.expect);
 
@@ -177,7 +226,9 @@ impl Session {
         };
 
         record.output = ran.output;
-        record.output.replace(self.home.to_string_lossy().as_bytes(), b"~");
+        record
+            .output
+            .replace(self.home.to_string_lossy().as_bytes(), b"~");
         record.duration = ran.duration;
         record.outcome = match ran.end {
             End::Exited(code) => Outcome::Exited(code),
@@ -186,16 +237,27 @@ impl Session {
         };
 
         record.problem = match ran.end {
-            End::Exited(code) if !command.expect.accepts(code) => Some(format!("exited with {code}, expected {}", describe(command.expect))),
+            End::Exited(code) if !command.expect.accepts(code) => Some(format!(
+                "exited with {code}, expected {}",
+                describe(command.expect)
+            )),
             End::Exited(_) => None,
             End::TimedOut => {
                 self.remove_step_objects(index);
-                Some(format!("timed out after {} s and was killed; raise it with `<!-- workbook: timeout=SECONDS -->`", timeout.as_secs_f64()))
+                Some(format!(
+                    "timed out after {} s and was killed; raise it with `<!-- workbook: timeout=SECONDS -->`",
+                    timeout.as_secs_f64()
+                ))
             }
-            End::ShellEnded => Some("the chapter's shell ended during this command; later commands cannot run".into()),
+            End::ShellEnded => Some(
+                "the chapter's shell ended during this command; later commands cannot run".into(),
+            ),
         };
         if record.output.contains("the input device is not a TTY") {
-            record.problem = Some("the command needs a terminal (`-i`/`-t`), which the chapter's shell does not have".into());
+            record.problem = Some(
+                "the command needs a terminal (`-i`/`-t`), which the chapter's shell does not have"
+                    .into(),
+            );
         }
     }
 
@@ -203,7 +265,18 @@ impl Session {
     /// server that timed out does not hold its port for the rest of the run.
     fn remove_step_objects(&self, index: usize) {
         let filter = format!("{}={}", docker::STEP_LABEL, index);
-        let containers = docker::query(&self.docker, &["ps", "-aq", "--filter", &format!("label={filter}"), "--filter", &format!("label={}={}", docker::SESSION_LABEL, self.id)], Duration::from_secs(30));
+        let containers = docker::query(
+            &self.docker,
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label={filter}"),
+                "--filter",
+                &format!("label={}={}", docker::SESSION_LABEL, self.id),
+            ],
+            Duration::from_secs(30),
+        );
         if let Ok(ids) = containers {
             let ids: Vec<&str> = ids.split_whitespace().collect();
             if !ids.is_empty() {
@@ -233,7 +306,9 @@ impl Session {
         match docker::remove_labelled(&self.docker, &label, true) {
             Ok(0) => {}
             Ok(n) => tracing::debug!("removed {n} Docker objects of the session"),
-            Err(e) => tracing::warn!("could not remove the session's Docker objects ({e:#}); run `mdbook-workbook clean`"),
+            Err(e) => tracing::warn!(
+                "could not remove the session's Docker objects ({e:#}); run `mdbook-workbook clean`"
+            ),
         }
         let _ = self.dir.close();
     }
@@ -261,18 +336,32 @@ fn resolve(program: &str) -> Option<String> {
 
 fn write_file(target: &Path, content: &str) -> Result<()> {
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(target, content).with_context(|| format!("writing {}", target.display()))
 }
 
 fn edit_file(target: &Path, replace: &str, lines: &[String]) -> Result<()> {
-    let text = std::fs::read_to_string(target).with_context(|| format!("reading {} to edit it", target.display()))?;
-    let matches: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.trim() == replace.trim()).map(|(i, _)| i).collect();
+    let text = std::fs::read_to_string(target)
+        .with_context(|| format!("reading {} to edit it", target.display()))?;
+    let matches: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == replace.trim())
+        .map(|(i, _)| i)
+        .collect();
     let at = match matches.as_slice() {
         [one] => *one,
-        [] => anyhow::bail!("line `{replace}` is not in {}; the edit cannot be applied", target.display()),
-        _ => anyhow::bail!("line `{replace}` is in {} {} times; make `replace` unique", target.display(), matches.len()),
+        [] => anyhow::bail!(
+            "line `{replace}` is not in {}; the edit cannot be applied",
+            target.display()
+        ),
+        _ => anyhow::bail!(
+            "line `{replace}` is in {} {} times; make `replace` unique",
+            target.display(),
+            matches.len()
+        ),
     };
 
     let mut out: Vec<&str> = text.lines().collect();
@@ -284,13 +373,27 @@ fn edit_file(target: &Path, replace: &str, lines: &[String]) -> Result<()> {
 
 /// Makes a git repository of each configured directory and points git's
 /// `insteadOf` at it, so the sheet's `git clone URL` really runs offline.
-fn offline_repositories(settings: &Settings, book_root: &Path, repos: &Path) -> Result<Vec<(String, String)>> {
+fn offline_repositories(
+    settings: &Settings,
+    book_root: &Path,
+    repos: &Path,
+) -> Result<Vec<(String, String)>> {
     let mut env = Vec::new();
     for (n, (url, source)) in settings.repos.iter().enumerate() {
         let source = book_root.join(source);
-        let name = url.trim_end_matches('/').trim_end_matches(".git").rsplit('/').next().unwrap_or("repo");
+        let name = url
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .rsplit('/')
+            .next()
+            .unwrap_or("repo");
         let target = repos.join(format!("{n}-{name}"));
-        copy_dir(&source, &target).with_context(|| format!("copying {} for `{url}` (preprocessor.workbook.repos)", source.display()))?;
+        copy_dir(&source, &target).with_context(|| {
+            format!(
+                "copying {} for `{url}` (preprocessor.workbook.repos)",
+                source.display()
+            )
+        })?;
 
         let git = |args: &[&str]| -> Result<()> {
             let status = std::process::Command::new("git")
@@ -308,18 +411,36 @@ fn offline_repositories(settings: &Settings, book_root: &Path, repos: &Path) -> 
                 .stderr(std::process::Stdio::null())
                 .status()
                 .context("running git; is it installed?")?;
-            anyhow::ensure!(status.success(), "`git {}` failed in {}", args.join(" "), target.display());
+            anyhow::ensure!(
+                status.success(),
+                "`git {}` failed in {}",
+                args.join(" "),
+                target.display()
+            );
             Ok(())
         };
         git(&["init", "-q", "-b", "main"])?;
         git(&["add", "-A"])?;
-        git(&["-c", "commit.gpgsign=false", "commit", "-q", "-m", "exercises"])?;
+        git(&[
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "exercises",
+        ])?;
 
-        env.push((format!("GIT_CONFIG_KEY_{n}"), format!("url.{}.insteadOf", target.display())));
+        env.push((
+            format!("GIT_CONFIG_KEY_{n}"),
+            format!("url.{}.insteadOf", target.display()),
+        ));
         env.push((format!("GIT_CONFIG_VALUE_{n}"), url.clone()));
     }
     if !env.is_empty() {
-        env.push(("GIT_CONFIG_COUNT".to_string(), settings.repos.len().to_string()));
+        env.push((
+            "GIT_CONFIG_COUNT".to_string(),
+            settings.repos.len().to_string(),
+        ));
     }
     Ok(env)
 }
@@ -335,7 +456,8 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), &target).with_context(|| format!("copying {}", entry.path().display()))?;
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
         }
     }
     Ok(())
@@ -352,9 +474,14 @@ mod tests {
         std::fs::write(&file, "a\nmakePyramid 5\n").unwrap();
         let lines = vec!["# old".to_string(), "makePyramid $1".to_string()];
         edit_file(&file, "makePyramid 5", &lines).unwrap();
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\n# old\nmakePyramid $1\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "a\n# old\nmakePyramid $1\n"
+        );
 
-        let err = edit_file(&file, "makePyramid 5", &lines).unwrap_err().to_string();
+        let err = edit_file(&file, "makePyramid 5", &lines)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not in"), "{err}");
         std::fs::write(&file, "x\nx\n").unwrap();
         let err = edit_file(&file, "x", &lines).unwrap_err().to_string();

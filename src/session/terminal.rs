@@ -93,7 +93,9 @@ impl Shell {
                 Ok(())
             });
         }
-        let mut child = command.spawn().context("starting bash for the chapter's shell")?;
+        let mut child = command
+            .spawn()
+            .context("starting bash for the chapter's shell")?;
         drop(status_writer);
 
         let stdin = child.stdin.take().context("the shell has no stdin")?;
@@ -107,7 +109,15 @@ impl Shell {
             }
         });
 
-        Ok(Shell { child, stdin, status, ctl: ctl.to_path_buf(), counter: 0, cwd: cwd.to_path_buf(), alive: true })
+        Ok(Shell {
+            child,
+            stdin,
+            status,
+            ctl: ctl.to_path_buf(),
+            counter: 0,
+            cwd: cwd.to_path_buf(),
+            alive: true,
+        })
     }
 
     /// The shell's current directory.
@@ -153,7 +163,11 @@ impl Shell {
         ));
 
         let started = Instant::now();
-        let mut end = match self.stdin.write_all(line.as_bytes()).and_then(|_| self.stdin.flush()) {
+        let mut end = match self
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| self.stdin.flush())
+        {
             Ok(()) => self.wait_status(n, timeout),
             Err(_) => End::ShellEnded,
         };
@@ -179,7 +193,12 @@ impl Shell {
         let output = capture.lock().map(|c| c.finish()).unwrap_or_default();
         let _ = std::fs::remove_file(&script);
 
-        Ok(Ran { output, end, duration, cwd_before })
+        Ok(Ran {
+            output,
+            end,
+            duration,
+            cwd_before,
+        })
     }
 
     fn wait_status(&mut self, n: usize, timeout: Duration) -> End {
@@ -189,7 +208,9 @@ impl Shell {
             match self.status.recv_timeout(left) {
                 Ok(line) => {
                     let mut parts = line.splitn(3, '\t');
-                    let (Some(id), Some(code), Some(cwd)) = (parts.next(), parts.next(), parts.next()) else {
+                    let (Some(id), Some(code), Some(cwd)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
                         continue;
                     };
                     if id != n.to_string() {
@@ -256,7 +277,8 @@ fn make_fifo(path: &Path) -> Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).context("FIFO path contains NUL")?;
     // SAFETY: c is a valid NUL-terminated path.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("creating FIFO {}", path.display()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("creating FIFO {}", path.display()));
     }
     Ok(())
 }
@@ -292,7 +314,9 @@ fn spawn_reader(fifo: &Path, capture: Arc<Mutex<Capture>>) -> Receiver<()> {
 
 /// Unblocks a reader still waiting for the shell to open the FIFO.
 fn release_reader(fifo: &Path) {
-    let Ok(c) = CString::new(fifo.as_os_str().as_bytes()) else { return };
+    let Ok(c) = CString::new(fifo.as_os_str().as_bytes()) else {
+        return;
+    };
     // SAFETY: c is a valid path; a non-blocking open of a FIFO for writing
     // fails at once when no reader waits, and is closed right away.
     unsafe {
@@ -316,17 +340,29 @@ fn signal_session(sid: u32, signal: i32) {
 // Limitation: processes are found through /proc, so on systems without it
 // (macOS) a timed-out command is ended by killing the whole shell instead.
 fn session_members(sid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut pids = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if pid == sid {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // The command name may contain spaces and parentheses; fields after
         // the last ')' are: state ppid pgrp session.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.get(3).and_then(|s| s.parse::<u32>().ok()) == Some(sid) {
             pids.push(pid);
@@ -358,7 +394,9 @@ mod tests {
         let t = Duration::from_secs(10);
         let ran = sh.run("mkdir sub && cd sub && X=42", &[], t).unwrap();
         assert_eq!(ran.end, End::Exited(0));
-        let ran = sh.run("echo out; echo err >&2; echo $X; pwd", &[], t).unwrap();
+        let ran = sh
+            .run("echo out; echo err >&2; echo $X; pwd", &[], t)
+            .unwrap();
         let want = format!("out\nerr\n42\n{}\n", dir.path().join("sub").display());
         assert_eq!(String::from_utf8_lossy(&ran.output.head), want);
         assert_eq!(ran.cwd_before, dir.path().join("sub"));
@@ -375,25 +413,46 @@ mod tests {
         assert_eq!(ran.output.head, b"after\n");
         let ran = sh.run("if then", &[], t).unwrap();
         assert_eq!(ran.end, End::Exited(2));
-        assert_eq!(sh.run("echo still here", &[], t).unwrap().output.head, b"still here\n");
+        assert_eq!(
+            sh.run("echo still here", &[], t).unwrap().output.head,
+            b"still here\n"
+        );
     }
 
     #[test]
     fn timeout_kills_the_process_tree_but_keeps_the_shell() {
         let (_dir, mut sh) = shell();
-        let ran = sh.run("cd /; echo started; sleep 30 | cat", &[], Duration::from_millis(500)).unwrap();
+        let ran = sh
+            .run(
+                "cd /; echo started; sleep 30 | cat",
+                &[],
+                Duration::from_millis(500),
+            )
+            .unwrap();
         assert_eq!(ran.end, End::TimedOut);
         // bash reports the killed job ("Terminated") as it would to a student.
-        assert!(ran.output.head.starts_with(b"started\n"), "{:?}", ran.output);
+        assert!(
+            ran.output.head.starts_with(b"started\n"),
+            "{:?}",
+            ran.output
+        );
         assert!(ran.duration < Duration::from_secs(10));
         assert!(sh.is_alive());
-        assert_eq!(sh.run("pwd", &[], Duration::from_secs(5)).unwrap().output.head, b"/\n");
+        assert_eq!(
+            sh.run("pwd", &[], Duration::from_secs(5))
+                .unwrap()
+                .output
+                .head,
+            b"/\n"
+        );
     }
 
     #[test]
     fn a_busy_builtin_loop_costs_the_shell() {
         let (_dir, mut sh) = shell();
-        let ran = sh.run("while :; do :; done", &[], Duration::from_millis(300)).unwrap();
+        let ran = sh
+            .run("while :; do :; done", &[], Duration::from_millis(300))
+            .unwrap();
         assert_eq!(ran.end, End::TimedOut);
         assert!(!sh.is_alive());
         assert!(sh.run("echo", &[], Duration::from_secs(1)).is_err());

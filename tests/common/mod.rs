@@ -23,7 +23,10 @@ impl Book {
     /// A book with one chapter, `chapter.md`, and `settings` added under
     /// `[preprocessor.workbook]`.
     pub fn new(settings: &str, chapter: &str) -> Book {
-        let dir = tempfile::Builder::new().prefix("workbook-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("workbook-test-")
+            .tempdir()
+            .expect("temp dir");
         let root = dir.path();
         std::fs::create_dir(root.join("src")).unwrap();
         std::fs::write(
@@ -31,7 +34,11 @@ impl Book {
             format!("[book]\ntitle = \"Test\"\n\n[preprocessor.workbook]\n{settings}\n"),
         )
         .unwrap();
-        std::fs::write(root.join("src/SUMMARY.md"), "# Summary\n\n- [Chapter](chapter.md)\n").unwrap();
+        std::fs::write(
+            root.join("src/SUMMARY.md"),
+            "# Summary\n\n- [Chapter](chapter.md)\n",
+        )
+        .unwrap();
         std::fs::write(root.join("src/chapter.md"), chapter).unwrap();
         Book { dir }
     }
@@ -43,7 +50,8 @@ impl Book {
     /// Runs `mdbook build` with `env` set and stdin closed.
     pub fn build(&self, env: &[(&str, &str)]) -> Build {
         let output = mdbook(self.root(), env);
-        let html = std::fs::read_to_string(self.root().join("book/chapter.html")).unwrap_or_default();
+        let html =
+            std::fs::read_to_string(self.root().join("book/chapter.html")).unwrap_or_default();
         Build {
             success: output.status.success(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -54,8 +62,15 @@ impl Book {
 
 /// Runs the real mdbook binary in `root` with our preprocessor first on PATH.
 pub fn mdbook(root: &Path, env: &[(&str, &str)]) -> Output {
-    let ours = Path::new(env!("CARGO_BIN_EXE_mdbook-workbook")).parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", ours.display(), std::env::var("PATH").unwrap_or_default());
+    let ours = Path::new(env!("CARGO_BIN_EXE_mdbook-workbook"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        ours.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut command = Command::new(mdbook_binary());
     command
         .arg("build")
@@ -75,7 +90,11 @@ pub fn mdbook(root: &Path, env: &[(&str, &str)]) -> Output {
 /// The mdbook 0.5 binary: from PATH or from cargo's bin directory.
 pub fn mdbook_binary() -> PathBuf {
     let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("mdbook")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mdbook"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/mdbook")));
@@ -83,9 +102,16 @@ pub fn mdbook_binary() -> PathBuf {
         if !candidate.is_file() {
             continue;
         }
-        let version = Command::new(&candidate).arg("--version").output().expect("mdbook --version");
+        let version = Command::new(&candidate)
+            .arg("--version")
+            .output()
+            .expect("mdbook --version");
         let version = String::from_utf8_lossy(&version.stdout);
-        assert!(version.contains(" v0.5."), "{} is {version}; the tests need mdBook 0.5 (cargo install mdbook --version '^0.5')", candidate.display());
+        assert!(
+            version.contains(" v0.5."),
+            "{} is {version}; the tests need mdBook 0.5 (cargo install mdbook --version '^0.5')",
+            candidate.display()
+        );
         return candidate;
     }
     panic!("mdbook 0.5 is not installed; run `cargo install mdbook --version '^0.5'`, or .ci/run");
@@ -98,13 +124,24 @@ pub fn require_docker() {
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(ok, "this test needs a Docker daemon; start one (bash .ci/offline-docker does, as root)");
+    assert!(
+        ok,
+        "this test needs a Docker daemon; start one (bash .ci/offline-docker does, as root)"
+    );
 }
 
 /// Runs docker and returns its stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).stdin(Stdio::null()).output().expect("running docker");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -1,0 +1,157 @@
+//! The sheet itself: `book/` is copied with its exercises and theme, then
+//! built by the real mdbook against the real daemon, and the page is read
+//! for what each section must show.
+//!
+//! The sheet removes all containers and images, so this test only runs when
+//! the daemon is declared to belong to the tests.
+
+mod common;
+
+use std::path::Path;
+
+use common::{require_docker, steps};
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "book" || from.file_name().is_some_and(|n| n != "book") {
+                copy(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The step whose command line is exactly `command`, as text.
+fn step<'a>(steps: &'a [String], command: &str) -> Vec<&'a String> {
+    let needle = format!("$ {command}\n");
+    let found: Vec<&String> = steps.iter().filter(|s| s.contains(&needle)).collect();
+    assert!(!found.is_empty(), "no transcript of `{command}`");
+    found
+}
+
+fn rows_of_stars(text: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && l.trim().chars().all(|c| c == '*' || c == ' '))
+        .count()
+}
+
+#[test]
+fn sheet_renders_real_transcripts() {
+    assert_eq!(
+        std::env::var("WORKBOOK_DEDICATED_DAEMON").as_deref(),
+        Ok("1"),
+        "this test runs the sheet's `docker rmi $(docker images -aq)`; run it only against a daemon that belongs to the tests, with WORKBOOK_DEDICATED_DAEMON=1"
+    );
+    require_docker();
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for part in ["book", "exercises", "theme"] {
+        copy(&repo.join(part), &dir.path().join(part));
+    }
+    let out = common::mdbook(
+        &dir.path().join("book"),
+        &[("WORKBOOK_DEDICATED_DAEMON", "1"), ("CI", "true")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let html =
+        std::fs::read_to_string(dir.path().join("book/book/06.2-docker-advanced.html")).unwrap();
+    let steps = steps(&html);
+
+    // Nothing of the VuePress source or the directives shows.
+    assert!(html.contains("06.2 Arbeitsauftrag - Docker Advanced</a></h1>"));
+    for raw in [":::", "workbook:", "$frontmatter", "sidebar: auto", "<img"] {
+        assert!(!html.contains(raw), "`{raw}` reached the page");
+    }
+    let replaced = html.matches("class=\"wb-caption\"").count()
+        + html.matches("class=\"wb-missing-shot\"").count();
+    assert_eq!(replaced, 19, "every screenshot is replaced");
+
+    // §01: pull through the mirror, list, run.
+    let pull = step(&steps, "docker pull ubuntu:14.04")[0];
+    assert!(
+        pull.contains("14.04: Pulling from library/ubuntu")
+            || pull.contains("Image is up to date for ubuntu:14.04"),
+        "{pull}"
+    );
+    let images = step(&steps, "docker images")[0];
+    assert!(
+        images.contains("REPOSITORY")
+            && images
+                .lines()
+                .any(|l| l.starts_with("ubuntu ") && l.contains("14.04")),
+        "{images}"
+    );
+    assert!(
+        step(&steps, "docker run ubuntu:14.04 echo 'hello world'")[0].contains("\nhello world\n")
+    );
+    assert!(
+        step(
+            &steps,
+            "docker container ls -a # Lists running and stopped docker containers"
+        )[0]
+        .contains("\"echo 'hello world'\"")
+    );
+
+    // §04: the clone really runs, offline.
+    let clone = step(
+        &steps,
+        "git clone https://github.com/leonardo1710/cloud-docker-exercises.git",
+    )[0];
+    assert!(
+        clone.contains("Cloning into 'cloud-docker-exercises'..."),
+        "{clone}"
+    );
+    assert!(steps.iter().any(|s| {
+        s.contains("Datei geschrieben: ~/cloud-docker-exercises/01-dockerfile-intro/Dockerfile")
+    }));
+
+    // §05: build, run, edit, rebuild, ENTRYPOINT.
+    let build = step(&steps, "docker build . --tag pyramid")[0];
+    assert!(
+        build.contains("Successfully tagged pyramid:latest")
+            || build.contains("naming to docker.io/library/pyramid"),
+        "{build}"
+    );
+    assert_eq!(rows_of_stars(step(&steps, "docker run pyramid")[0]), 5);
+    assert!(steps.iter().any(|s| s.contains(
+        "Änderung übernommen in ~/cloud-docker-exercises/01-dockerfile-intro/pyramid.sh"
+    )));
+    assert_eq!(
+        rows_of_stars(step(&steps, "docker run pyramid bash /pyramid.sh 8")[0]),
+        8
+    );
+    assert_eq!(rows_of_stars(step(&steps, "docker run pyramid 3")[0]), 3);
+
+    // §09: three builds of the same Dockerfile; the later two from the cache.
+    let layers = step(&steps, "docker build . --tag python-webapp");
+    assert_eq!(layers.len(), 8, "builds of python-webapp");
+    let cached = |s: &str| s.contains("Using cache") || s.contains("CACHED");
+    assert!(
+        layers[1].contains("pip install") && !cached(layers[1]),
+        "the first 03-layers build ran pip: {}",
+        layers[1]
+    );
+    assert!(
+        cached(layers[2]) && cached(layers[3]),
+        "the repeated builds used no cache"
+    );
+    assert!(
+        layers[6].contains("requests"),
+        "the requirements change did not reach pip: {}",
+        layers[6]
+    );
+
+    // Provenance names the engine.
+    assert!(
+        html.contains("Docker Engine 20.") || html.contains("Docker Engine 2"),
+        "no engine in the provenance"
+    );
+    assert!(!html.contains("wb-step wb-failed"), "a step failed");
+}
