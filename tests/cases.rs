@@ -192,7 +192,7 @@ fn a_command_past_its_timeout_is_killed_and_reported() {
     assert!(started.elapsed().as_secs() < 30);
     let steps = steps(&build.html);
     assert!(
-        steps[0].contains("before") && steps[0].contains("timed out after 1 s"),
+        steps[0].contains("before") && steps[0].contains("stopped: time limit exceeded (1.00 s)"),
         "{}",
         steps[0]
     );
@@ -201,7 +201,13 @@ fn a_command_past_its_timeout_is_killed_and_reported() {
         "the shell did not survive: {}",
         steps[1]
     );
-    assert!(build.stderr.contains("chapter.md:3"), "{}", build.stderr);
+    assert!(
+        build
+            .stderr
+            .contains("chapter.md:3: `echo before; sleep 60`: timed out after 1 s"),
+        "{}",
+        build.stderr
+    );
 }
 
 #[test]
@@ -229,7 +235,7 @@ fn failure_policy_decides_the_build() {
     assert!(local.success, "{}", local.stderr);
     let steps = steps(&local.html);
     assert!(
-        local.html.contains("wb-step wb-failed") && steps[0].contains("exited with 1, expected 0")
+        local.html.contains("wb-step wb-failed") && steps[0].contains("expected exit status 0")
     );
     assert!(
         local.html.contains("wb-step wb-ok"),

@@ -285,11 +285,27 @@ fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
             format!("{}: {}", labels.failed, code_spans(reason)),
         ),
     };
-    let expected = match record.expect {
-        Some(Expect::Status(0)) | None => None,
-        Some(Expect::Status(n)) => Some(n.to_string()),
-        Some(Expect::NonZero) => Some(labels.nonzero_status.to_string()),
-        Some(Expect::Any) => Some(labels.any_status.to_string()),
+    let describe = |expect: Expect| match expect {
+        Expect::Status(n) => n.to_string(),
+        Expect::NonZero => labels.nonzero_status.to_string(),
+        Expect::Any => labels.any_status.to_string(),
+    };
+    let expected = record
+        .expect
+        .filter(|e| *e != Expect::Status(0))
+        .map(describe);
+    // The status line already tells timeouts and refusals; a wrong exit
+    // status is said in the page's language, anything else as reported.
+    let problem = match (&record.outcome, record.expect) {
+        (_, _) if record.is_ok() => None,
+        (Outcome::Exited(code), Some(expect)) if !expect.accepts(*code) => Some(format!(
+            "{} {} {}",
+            labels.expected,
+            labels.exit,
+            describe(expect)
+        )),
+        (Outcome::Exited(_), _) => record.problem.as_deref().map(code_spans),
+        _ => None,
     };
     let ran = matches!(
         record.outcome,
@@ -317,7 +333,7 @@ fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
         "empty": ran && output.head.is_empty() && output.tail.is_empty(),
         "status": status,
         "expected": expected,
-        "problem": if state == "failed" { record.problem.as_deref().map(code_spans) } else { None },
+        "problem": problem,
         "duration": ran.then(|| labels.seconds(record.duration.as_secs_f64())),
         "line": record.line,
     })
@@ -420,5 +436,78 @@ mod tests {
             compact("<div>\n\n   <pre>a&#10;&#10;b</pre>\n  </div>\n"),
             "<div>\n<pre>a&#10;&#10;b</pre>\n</div>"
         );
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::session::capture::Output;
+
+    fn record(step: usize, line: usize, command: &str, output: &[u8], outcome: Outcome) -> Record {
+        let problem = match &outcome {
+            Outcome::Exited(0) | Outcome::Wrote(_) | Outcome::Skipped(_) => None,
+            Outcome::Exited(n) => Some(format!("exited with {n}, expected 0")),
+            _ => Some("failed".to_string()),
+        };
+        Record {
+            step,
+            line,
+            command: command.to_string(),
+            cwd: "~/demo".to_string(),
+            output: Output::whole(output),
+            outcome,
+            expect: Some(Expect::Status(0)),
+            duration: Duration::from_millis(1234),
+            problem,
+        }
+    }
+
+    #[test]
+    fn chapter_with_transcripts_screenshot_and_admonition() {
+        let md = "---\ntitle: Demo\nlang: de-DE\n---\n# {{ $frontmatter.title }}\n\n:::tip Gut zu wissen\nText\n:::\n\n<!-- workbook: note=\"Die `Ausgabe` ist echt.\" -->\n```shell\nprintf '\\033[32mgrün\\033[0m <b>\\n'\nfalse\n```\n![Bild](./img/x.png)\n\n<!-- workbook: file=Dockerfile -->\n```dockerfile\nFROM x\n```\n\n<!-- workbook: skip=\"braucht ein Terminal\" -->\n```shell\ndocker run -it x\n```\n";
+        let parsed = crate::chapter::parse("demo.md", md).unwrap();
+        let script = crate::script::build(&parsed, &|src| src.starts_with("./img")).unwrap();
+        let report = Report {
+            records: vec![
+                record(
+                    0,
+                    13,
+                    "printf '\\033[32mgrün\\033[0m <b>\\n'",
+                    b"\x1b[32mgr\xc3\xbcn\x1b[0m <b>\n",
+                    Outcome::Exited(0),
+                ),
+                record(1, 14, "false", b"", Outcome::Exited(1)),
+                record(
+                    2,
+                    19,
+                    "Dockerfile",
+                    b"",
+                    Outcome::Wrote("~/demo/Dockerfile".into()),
+                ),
+                record(
+                    3,
+                    24,
+                    "docker run -it x",
+                    b"",
+                    Outcome::Skipped("braucht ein Terminal".into()),
+                ),
+            ],
+            engine: crate::docker::Engine {
+                server: "20.10.24".into(),
+                client: "28.2.2".into(),
+            },
+            stand_ins: ["ubuntu:14.04".to_string()].into_iter().collect(),
+        };
+        let templates = Templates::load(None).unwrap();
+        let run = Run {
+            report: Some(&report),
+            errors: &[],
+        };
+        let html = chapter(&parsed, Some(&script), run, &templates).unwrap();
+        let date = regex::Regex::new(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC").unwrap();
+        insta::assert_snapshot!(date.replace_all(&html, "[date]"));
     }
 }
