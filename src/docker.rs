@@ -127,14 +127,36 @@ while [ "$i" -lt "${{#args[@]}}" ]; do
   esac
 done
 at=-1
+build=-1
 case "${{args[$i]:-}}" in
-  run|create|build) at=$((i + 1)) ;;
+  run|create) at=$((i + 1)) ;;
+  build) build=$((i + 1)) ;;
   container) case "${{args[$((i + 1))]:-}}" in run|create) at=$((i + 2)) ;; esac ;;
-  image|builder) case "${{args[$((i + 1))]:-}}" in build) at=$((i + 2)) ;; esac ;;
+  image|builder) case "${{args[$((i + 1))]:-}}" in build) build=$((i + 2)) ;; esac ;;
   volume|network) case "${{args[$((i + 1))]:-}}" in create) at=$((i + 2)) ;; esac ;;
 esac
 if [ "$at" -ge 0 ]; then
   args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{STEP_LABEL}=${{WORKBOOK_STEP:-0}}" "${{args[@]:$at}}")
+fi
+# A label on a build would show as extra build steps and change the cache,
+# so builds stay as written: the tags they set are noted with the image
+# each tag named before, to be removed and restored at the end.
+if [ "$build" -ge 0 ] && [ -n "${{WORKBOOK_BUILT:-}}" ]; then
+  j=$build
+  while [ "$j" -lt "${{#args[@]}}" ]; do
+    tag=
+    case "${{args[$j]}}" in
+      -t|--tag) tag=${{args[$((j + 1))]:-}}; j=$((j + 1)) ;;
+      --tag=*) tag=${{args[$j]#--tag=}} ;;
+      -t?*) tag=${{args[$j]#-t}} ;;
+    esac
+    if [ -n "$tag" ]; then
+      case "${{tag##*/}}" in *:*) ;; *) tag="$tag:latest" ;; esac
+      before=$("$real" image inspect --format '{{{{.Id}}}}' "$tag" 2>/dev/null || true)
+      printf '%s\t%s\n' "$tag" "$before" >>"$WORKBOOK_BUILT"
+    fi
+    j=$((j + 1))
+  done
 fi
 exec "$real" "${{args[@]}}"
 "#,
@@ -146,6 +168,33 @@ exec "$real" "${{args[@]}}"
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("making {} executable", path.display()))?;
     Ok(())
+}
+
+/// Removes the images a session's builds tagged, and gives each tag back to
+/// the image it named before the session, if any. `built` holds the lines
+/// the wrapper wrote: a tag, a tab, and the image id it had before.
+pub fn restore_tags(docker: &str, built: &str) -> Result<usize> {
+    let t = Duration::from_secs(60);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut removed = 0;
+
+    for line in built.lines() {
+        let (tag, before) = line.split_once('\t').unwrap_or((line, ""));
+        if tag.is_empty() || !seen.insert(tag.to_string()) {
+            continue;
+        }
+        let now = query(docker, &["image", "inspect", "--format", "{{.Id}}", tag], t).ok();
+        let now = now.as_deref().map(str::trim).unwrap_or("");
+        if now.is_empty() || now == before {
+            continue;
+        }
+        query(docker, &["rmi", tag], t)?;
+        removed += 1;
+        if !before.is_empty() {
+            query(docker, &["tag", before, tag], t)?;
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes containers (and with `images`, also images, volumes and networks)

@@ -406,6 +406,38 @@ fn session_objects_are_removed_and_others_survive() {
 }
 
 #[test]
+fn a_tag_the_sheet_builds_goes_back_to_the_maintainers_image() {
+    require_docker();
+    docker(&["pull", "-q", "ubuntu:14.04"]);
+    let tag = "workbook-test-mine:latest";
+    let mine = "FROM ubuntu:14.04\nLABEL owner=maintainer\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), mine).unwrap();
+    docker(&["build", "-q", "-t", tag, &dir.path().to_string_lossy()]);
+    let before = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+
+    let chapter = "```shell\nprintf 'FROM ubuntu:14.04\\nRUN echo sheet\\n' > Dockerfile\ndocker build . --tag workbook-test-mine\ndocker run --rm workbook-test-mine echo from-the-sheet\n```\n";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    let after = docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+    docker(&["rmi", tag]);
+
+    assert!(build.success, "{}", build.stderr);
+    let steps = steps(&build.html);
+    assert!(
+        steps[1].contains("Step 2/2 : RUN echo sheet") || steps[1].contains("RUN echo sheet"),
+        "{}",
+        steps[1]
+    );
+    assert!(
+        !steps[1].contains("LABEL"),
+        "the transcript shows build steps the sheet does not have: {}",
+        steps[1]
+    );
+    assert!(steps[2].contains("from-the-sheet"));
+    assert_eq!(before, after, "the maintainer's tag was not given back");
+}
+
+#[test]
 fn crlf_script_fails_in_the_image_as_bash_fails_unless_converted() {
     // Case 11.
     require_docker();

@@ -75,6 +75,10 @@ impl Session {
             ("GIT_CONFIG_NOSYSTEM".to_string(), "1".to_string()),
             ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
             ("DOCKER_CLI_HINTS".to_string(), "false".to_string()),
+            (
+                "WORKBOOK_BUILT".to_string(),
+                ctl.join("built").to_string_lossy().to_string(),
+            ),
         ];
         if std::env::var_os("LANG").is_none() {
             env.push(("LANG".to_string(), "C.UTF-8".to_string()));
@@ -309,6 +313,12 @@ impl Session {
             Err(e) => tracing::warn!(
                 "could not remove the session's Docker objects ({e:#}); run `mdbook-workbook clean`"
             ),
+        }
+        let built = std::fs::read_to_string(self.dir.path().join("ctl/built")).unwrap_or_default();
+        match docker::restore_tags(&self.docker, &built) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("removed {n} images the session built"),
+            Err(e) => tracing::warn!("could not remove the images the session built ({e:#})"),
         }
         let _ = self.dir.close();
     }
