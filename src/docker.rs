@@ -136,7 +136,7 @@ case "${{args[$i]:-}}" in
   volume|network) case "${{args[$((i + 1))]:-}}" in create) at=$((i + 2)) ;; esac ;;
 esac
 if [ "$at" -ge 0 ]; then
-  args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{STEP_LABEL}=${{WORKBOOK_STEP:-0}}" "${{args[@]:$at}}")
+  args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{STEP_LABEL}=$(cat "${{WORKBOOK_STEP_FILE:-/dev/null}}" 2>/dev/null)" "${{args[@]:$at}}")
 fi
 # A label on a build would show as extra build steps and change the cache,
 # so builds stay as written: the tags they set are noted with the image

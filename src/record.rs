@@ -14,6 +14,15 @@ pub enum Outcome {
     TimedOut(Duration),
     /// The shell ended during the command (an `exit`, or it had to be killed).
     ShellEnded,
+    /// A program in a terminal waits for input and goes on running.
+    Waiting,
+    /// The ready pattern showed; the program goes on running.
+    Ready(String),
+    /// The ready pattern showed, CTRL+C was sent, and the program ended with
+    /// this status.
+    Interrupted(i32),
+    /// A probe got this HTTP status.
+    Answered(u16),
     /// A block's content was written to this path.
     Wrote(String),
     /// A partial block was applied to this file.
@@ -41,6 +50,10 @@ pub struct Record {
     pub duration: Duration,
     /// Why the step counts as failed, if it does.
     pub problem: Option<String>,
+    /// The named terminal it was typed into; its output is that screen.
+    pub terminal: Option<String>,
+    /// A probe's answer.
+    pub http: Option<crate::session::http::Response>,
 }
 
 impl Record {

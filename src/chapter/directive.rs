@@ -39,6 +39,34 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "before a screenshot: which commands of the block above it shows, as `2` or `1-3`",
     ),
     ("note", "a visible note (Hinweis) shown with the next block"),
+    (
+        "terminal",
+        "type the command into this named terminal (a pseudo-terminal), opened on first use",
+    ),
+    (
+        "ready",
+        "on a terminal: a pattern that shows the command is ready; it may go on running",
+    ),
+    (
+        "interrupt",
+        "with `ready`: send CTRL+C once the pattern shows",
+    ),
+    (
+        "contains",
+        "text the output (or a probe's body) must contain",
+    ),
+    (
+        "file-exists",
+        "a path, relative to the chapter's shell, that must exist after the command",
+    ),
+    (
+        "probe",
+        "an HTTP GET of a URL on this machine, repeated until it answers; shown in place of the next screenshot",
+    ),
+    (
+        "status",
+        "with `probe`: the HTTP status the answer must have",
+    ),
 ];
 
 /// One `key[.suffix]=value` pair of a directive.
@@ -110,7 +138,7 @@ pub fn parse(body: &str) -> Result<Directive> {
             let known: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
             bail!("unknown key `{key}` (known keys: {})", known.join(", "));
         }
-        if value.is_none() && key != "skip" {
+        if value.is_none() && key != "skip" && key != "interrupt" {
             bail!("key `{key}` needs a value, as in `{key}=...`");
         }
         settings.push(Setting { key, suffix, value });

@@ -8,6 +8,9 @@
 
 pub mod ansi;
 pub mod labels;
+mod step;
+
+use step::step_view;
 
 use std::path::Path;
 
@@ -17,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::chapter::{Chapter, ItemKind};
 use crate::record::{Outcome, Record};
-use crate::script::{Expect, Script, StepKind};
+use crate::script::Script;
 use crate::session::Report;
 pub use labels::Labels;
 
@@ -245,98 +248,8 @@ fn container_start(kind: &str, title: Option<&str>, labels: &Labels) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     ansi::to_html(text.as_bytes()).replace("&#10;", " ")
-}
-
-fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
-    let is_file = matches!(
-        script.steps[record.step].kind,
-        StepKind::Write { .. } | StepKind::Edit { .. }
-    );
-    let (state, status) = match &record.outcome {
-        Outcome::Exited(code) => (
-            if record.is_ok() { "ok" } else { "failed" },
-            format!("{} {code}", labels.exit),
-        ),
-        Outcome::TimedOut(after) => (
-            "failed",
-            format!(
-                "{} ({})",
-                labels.timed_out,
-                labels.seconds(after.as_secs_f64())
-            ),
-        ),
-        Outcome::ShellEnded => ("failed", labels.shell_ended.to_string()),
-        Outcome::Wrote(path) => (
-            "file",
-            format!("{}: <code>{}</code>", labels.wrote, escape(path)),
-        ),
-        Outcome::Edited(path) => (
-            "file",
-            format!("{} <code>{}</code>", labels.edited, escape(path)),
-        ),
-        Outcome::Skipped(reason) => (
-            "skipped",
-            format!("{}: {}", labels.skipped, code_spans(reason)),
-        ),
-        Outcome::Failed(reason) => (
-            "failed",
-            format!("{}: {}", labels.failed, code_spans(reason)),
-        ),
-    };
-    let describe = |expect: Expect| match expect {
-        Expect::Status(n) => n.to_string(),
-        Expect::NonZero => labels.nonzero_status.to_string(),
-        Expect::Any => labels.any_status.to_string(),
-    };
-    let expected = record
-        .expect
-        .filter(|e| *e != Expect::Status(0))
-        .map(describe);
-    // The status line already tells timeouts and refusals; a wrong exit
-    // status is said in the page's language, anything else as reported.
-    let problem = match (&record.outcome, record.expect) {
-        (_, _) if record.is_ok() => None,
-        (Outcome::Exited(code), Some(expect)) if !expect.accepts(*code) => Some(format!(
-            "{} {} {}",
-            labels.expected,
-            labels.exit,
-            describe(expect)
-        )),
-        (Outcome::Exited(_), _) => record.problem.as_deref().map(code_spans),
-        _ => None,
-    };
-    let ran = matches!(
-        record.outcome,
-        Outcome::Exited(_) | Outcome::TimedOut(_) | Outcome::ShellEnded
-    );
-    let output = &record.output;
-    let omitted = output.is_truncated().then(|| {
-        format!(
-            "… {} {} ({}) …",
-            labels.count(output.omitted_lines),
-            labels.omitted,
-            bytes(output.omitted_bytes)
-        )
-    });
-
-    json!({
-        "state": state,
-        "file": is_file,
-        "ran": ran,
-        "cwd": record.cwd,
-        "command": escape_multiline(&record.command),
-        "head": ansi::to_html(&output.head),
-        "omitted": omitted,
-        "tail": ansi::to_html(&output.tail),
-        "empty": ran && output.head.is_empty() && output.tail.is_empty(),
-        "status": status,
-        "expected": expected,
-        "problem": problem,
-        "duration": ran.then(|| labels.seconds(record.duration.as_secs_f64())),
-        "line": record.line,
-    })
 }
 
 /// A maintainer's note, written in Markdown, as HTML.
@@ -347,7 +260,7 @@ fn markdown_inline(text: &str) -> String {
 }
 
 /// Escapes a message and shows its `backticked` parts as code.
-fn code_spans(text: &str) -> String {
+pub(crate) fn code_spans(text: &str) -> String {
     let escaped = escape(text);
     let mut out = String::new();
     for (i, part) in escaped.split('`').enumerate() {
@@ -363,11 +276,7 @@ fn code_spans(text: &str) -> String {
     out
 }
 
-fn escape_multiline(text: &str) -> String {
-    ansi::to_html(text.as_bytes())
-}
-
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
@@ -444,6 +353,7 @@ mod snapshot_tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::script::Expect;
     use crate::session::capture::Output;
 
     fn record(step: usize, line: usize, command: &str, output: &[u8], outcome: Outcome) -> Record {
@@ -462,6 +372,8 @@ mod snapshot_tests {
             expect: Some(Expect::Status(0)),
             duration: Duration::from_millis(1234),
             problem,
+            terminal: None,
+            http: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! block it came from, plus which screenshot shows which steps.
 
 pub mod guard;
+pub mod probe;
 pub mod split;
 
 use std::collections::BTreeMap;
@@ -54,11 +55,34 @@ pub struct Command {
     pub run: String,
     pub expect: Expect,
     pub timeout: Option<Duration>,
+    /// The named terminal it is typed into; the chapter's shell if none.
+    pub terminal: Option<String>,
+    /// A pattern that tells the command is ready; it may go on running.
+    pub ready: Option<String>,
+    /// Whether CTRL+C is sent once it is ready.
+    pub interrupt: bool,
+    /// Text the output must contain.
+    pub contains: Option<String>,
+    /// A path, relative to the chapter's shell, that must exist afterwards.
+    pub file_exists: Option<String>,
+    /// Placeholders whose values come from the session when the command runs.
+    pub binds: Vec<(String, Source)>,
+}
+
+/// An HTTP request to a server the chapter started.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub url: String,
+    pub status: Option<u16>,
+    pub contains: Option<String>,
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
 pub enum StepKind {
     Command(Command),
+    /// An HTTP GET that waits until a server answers.
+    Probe(Probe),
     /// Write a block's content to a path relative to the shell's directory.
     Write {
         path: String,
@@ -124,9 +148,12 @@ pub struct Script {
 
 /// Where a placeholder's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
+pub enum Source {
     /// The workspace, which is the shell's home directory, shown as `~`.
     Workspace,
+    /// The short id of the container the session created last, taken when
+    /// the placeholder is first used.
+    Container,
 }
 
 /// Builds the script of a chapter. Errors name the chapter and line.
@@ -151,6 +178,12 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
                         }
                         Err(e) => problems.push(format!("{name}:{}: directive: {e:#}", item.line)),
                     }
+                }
+                if d.has("probe") {
+                    if let Err(e) = probe_step(&mut script, index, item.line, d) {
+                        problems.push(format!("{name}:{}: {e:#}", item.line));
+                    }
+                    continue;
                 }
                 if d.is_standalone() {
                     continue;
@@ -216,87 +249,126 @@ fn shell_block(
     bindings: &BTreeMap<String, Source>,
     placeholder: &Regex,
 ) -> Result<()> {
-    if let Some(d) = d {
-        for s in &d.settings {
-            if !matches!(
-                s.key.as_str(),
-                "expect" | "timeout" | "skip" | "note" | "bind"
-            ) {
-                bail!(
-                    "directive: `{}` does not apply to a `{}` block",
-                    s.key,
-                    block.lang
-                );
-            }
-        }
+    const KEYS: &[&str] = &[
+        "expect",
+        "timeout",
+        "skip",
+        "note",
+        "bind",
+        "terminal",
+        "ready",
+        "interrupt",
+        "contains",
+        "file-exists",
+    ];
+    let settings = d.map(|d| d.settings.as_slice()).unwrap_or_default();
+    if let Some(bad) = settings.iter().find(|s| !KEYS.contains(&s.key.as_str())) {
+        bail!(
+            "directive: `{}` does not apply to a `{}` block",
+            bad.key,
+            block.lang
+        );
     }
     let lines = split::split(&block.content);
     let block_index = script.blocks.len();
     let first = script.steps.len();
 
-    let mut expects = vec![Expect::Status(0); lines.len()];
-    let mut skips: Vec<Option<String>> = vec![None; lines.len()];
-    let mut timeout = None;
-    let command_index = |key: &str, n: &str| -> Result<usize> {
-        n.parse::<usize>()
-            .ok()
-            .filter(|n| (1..=lines.len()).contains(n))
-            .map(|n| n - 1)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "directive: `{key}.{n}`: the block has commands 1 to {}",
-                    lines.len()
-                )
-            })
-    };
-    for s in d.map(|d| d.settings.as_slice()).unwrap_or_default() {
+    let mut per: Vec<PerCommand> = vec![PerCommand::default(); lines.len()];
+    for s in settings {
         let value = s.value.as_deref().unwrap_or("");
-        match (s.key.as_str(), &s.suffix) {
-            ("expect", None) => expects.fill(Expect::parse(value)?),
-            ("expect", Some(n)) => expects[command_index("expect", n)?] = Expect::parse(value)?,
-            ("skip", None) => skips.fill(Some(value.to_string())),
-            ("skip", Some(n)) => skips[command_index("skip", n)?] = Some(value.to_string()),
-            ("timeout", _) => {
-                let secs: f64 = value
-                    .parse()
+        let targets: Vec<usize> = match &s.suffix {
+            None => (0..lines.len()).collect(),
+            Some(n) => vec![
+                n.parse::<usize>()
                     .ok()
-                    .filter(|s: &f64| *s > 0.0)
+                    .filter(|n| (1..=lines.len()).contains(n))
+                    .map(|n| n - 1)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("directive: `timeout={value}`: use a number of seconds")
+                        anyhow::anyhow!(
+                            "directive: `{}.{n}`: the block has commands 1 to {}",
+                            s.key,
+                            lines.len()
+                        )
+                    })?,
+            ],
+        };
+        for t in targets {
+            let c = &mut per[t];
+            match s.key.as_str() {
+                "expect" => c.expect = Expect::parse(value)?,
+                "skip" => c.skip = Some(value.to_string()),
+                "timeout" => c.timeout = Some(parse_seconds("timeout", value)?),
+                "terminal" => c.terminal = Some(value.to_string()),
+                "ready" => {
+                    Regex::new(value).map_err(|e| {
+                        anyhow::anyhow!("directive: `ready`: not a valid pattern: {e}")
                     })?;
-                timeout = Some(Duration::from_secs_f64(secs));
+                    c.ready = Some(value.to_string());
+                }
+                "interrupt" => c.interrupt = true,
+                "contains" => c.contains = Some(value.to_string()),
+                "file-exists" => c.file_exists = Some(value.to_string()),
+                _ => {}
             }
-            _ => {}
         }
     }
+
     for (n, line) in lines.iter().enumerate() {
+        let c = &per[n];
+        if (c.ready.is_some() || c.interrupt) && c.terminal.is_none() {
+            bail!(
+                "directive: `ready` and `interrupt` need a terminal: add `terminal=NAME` for command {}",
+                n + 1
+            );
+        }
+        if c.interrupt && c.ready.is_none() {
+            bail!(
+                "directive: `interrupt` needs `ready=PATTERN`: CTRL+C is sent once the pattern shows"
+            );
+        }
+
         let text = line.text.clone();
         let run = bind(&text, bindings);
-        let kind = if let Some(reason) = &skips[n] {
+        let dynamic: Vec<(String, Source)> = bindings
+            .iter()
+            .filter(|(token, source)| **source != Source::Workspace && run.contains(token.as_str()))
+            .map(|(t, s)| (t.clone(), s.clone()))
+            .collect();
+        let unbound = placeholder
+            .find_iter(guard::strip_comment(&run))
+            .find(|m| !dynamic.iter().any(|(t, _)| t == m.as_str()));
+
+        let kind = if let Some(reason) = &c.skip {
             StepKind::Skip {
                 text,
                 reason: reason.clone(),
             }
-        } else if let Some(token) = placeholder.find(guard::strip_comment(&run)) {
+        } else if let Some(token) = unbound {
             StepKind::Refuse {
                 text,
                 reason: format!(
-                    "placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` above the block, or write the real value",
+                    "placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` (or `=container`) above the block, or write the real value",
                     token.as_str(),
                     token.as_str()
                 ),
             }
-        } else if guard::needs_terminal(&run) {
+        } else if c.terminal.is_none() && guard::needs_terminal(&run) {
             StepKind::Refuse {
                 text,
-                reason: "this command asks for an interactive terminal (`-i`/`-t`), which the chapter's shell does not have; mark the block with `<!-- workbook: skip=\"why\" -->`".into(),
+                reason: "this command asks for an interactive terminal (`-i`/`-t`): run it on a named terminal with `<!-- workbook: terminal=NAME -->`, or skip it with `skip=\"why\"`".into(),
             }
         } else {
             StepKind::Command(Command {
                 text,
                 run,
-                expect: expects[n],
-                timeout,
+                expect: c.expect,
+                timeout: c.timeout,
+                terminal: c.terminal.clone(),
+                ready: c.ready.clone(),
+                interrupt: c.interrupt,
+                contains: c.contains.clone(),
+                file_exists: c.file_exists.clone(),
+                binds: dynamic,
             })
         };
         script.steps.push(Step {
@@ -310,6 +382,83 @@ fn shell_block(
     script.blocks.push(BlockPlan {
         item,
         steps: first..script.steps.len(),
+        note,
+    });
+    Ok(())
+}
+
+/// Settings of one command of a block.
+#[derive(Debug, Clone)]
+struct PerCommand {
+    expect: Expect,
+    skip: Option<String>,
+    timeout: Option<Duration>,
+    terminal: Option<String>,
+    ready: Option<String>,
+    interrupt: bool,
+    contains: Option<String>,
+    file_exists: Option<String>,
+}
+
+impl Default for PerCommand {
+    fn default() -> Self {
+        PerCommand {
+            expect: Expect::Status(0),
+            skip: None,
+            timeout: None,
+            terminal: None,
+            ready: None,
+            interrupt: false,
+            contains: None,
+            file_exists: None,
+        }
+    }
+}
+
+fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
+    let secs: f64 = value
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+        .ok_or_else(|| anyhow::anyhow!("directive: `{key}={value}`: use a number of seconds"))?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// An HTTP probe from a directive such as `probe=http://localhost:8082/`.
+fn probe_step(script: &mut Script, item: usize, line: usize, d: &Directive) -> Result<()> {
+    const KEYS: &[&str] = &["probe", "status", "contains", "timeout", "note"];
+    if let Some(bad) = d.settings.iter().find(|s| !KEYS.contains(&s.key.as_str())) {
+        bail!("directive: `{}` does not go with `probe`", bad.key);
+    }
+    let url = d.get("probe").unwrap_or("").to_string();
+    probe::parse_url(&url)?;
+    let status = match d.get("status") {
+        Some(v) => Some(v.parse::<u16>().map_err(|_| {
+            anyhow::anyhow!("directive: `status={v}`: use an HTTP status such as 200")
+        })?),
+        None => None,
+    };
+    let timeout = d
+        .get("timeout")
+        .map(|v| parse_seconds("timeout", v))
+        .transpose()?;
+
+    let block_index = script.blocks.len();
+    let first = script.steps.len();
+    script.steps.push(Step {
+        block: block_index,
+        line,
+        kind: StepKind::Probe(Probe {
+            url,
+            status,
+            contains: d.get("contains").map(str::to_string),
+            timeout,
+        }),
+    });
+    let note = d.get("note").map(str::to_string);
+    script.blocks.push(BlockPlan {
+        item,
+        steps: first..first + 1,
         note,
     });
     Ok(())
@@ -387,7 +536,8 @@ fn parse_binding(value: &str) -> Result<(String, Source)> {
     };
     let source = match source {
         "workspace" => Source::Workspace,
-        other => bail!("`bind`: unknown source `{other}` (known: workspace)"),
+        "container" => Source::Container,
+        other => bail!("`bind`: unknown source `{other}` (known: workspace, container)"),
     };
     if token.is_empty() {
         bail!("`bind={value}`: the placeholder is empty");
@@ -398,10 +548,9 @@ fn parse_binding(value: &str) -> Result<(String, Source)> {
 fn bind(text: &str, bindings: &BTreeMap<String, Source>) -> String {
     let mut out = text.to_string();
     for (token, source) in bindings {
-        let value = match source {
-            Source::Workspace => "~",
-        };
-        out = out.replace(token.as_str(), value);
+        if *source == Source::Workspace {
+            out = out.replace(token.as_str(), "~");
+        }
     }
     out
 }
@@ -457,6 +606,7 @@ mod tests {
         s.steps
             .iter()
             .map(|st| match &st.kind {
+                StepKind::Probe(p) => format!("{}:probe {}", st.line, p.url),
                 StepKind::Command(c) => format!("{}:run {} {:?}", st.line, c.run, c.expect),
                 StepKind::Write { path, .. } => format!("{}:write {path}", st.line),
                 StepKind::Edit { path, lines, .. } => format!("{}:edit {path} {lines:?}", st.line),

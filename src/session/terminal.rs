@@ -327,6 +327,15 @@ fn release_reader(fifo: &Path) {
     }
 }
 
+/// Signals every process of a session, its leader included.
+pub fn signal_session_all(sid: u32, signal: i32) {
+    signal_session(sid, signal);
+    // SAFETY: plain kill(2) on the leader's pid.
+    unsafe {
+        libc::kill(sid as i32, signal);
+    }
+}
+
 /// Signals every process of a session except its leader.
 fn signal_session(sid: u32, signal: i32) {
     for pid in session_members(sid) {

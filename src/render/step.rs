@@ -1,0 +1,151 @@
+//! The view of one record that the transcript template draws.
+
+use serde_json::{Value, json};
+
+use super::{Labels, ansi, bytes, code_spans, escape};
+use crate::record::{Outcome, Record};
+use crate::script::{Expect, Script, StepKind};
+
+pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Value {
+    let is_file = matches!(
+        script.steps[record.step].kind,
+        StepKind::Write { .. } | StepKind::Edit { .. }
+    );
+    let ok = record.is_ok();
+    let (state, status) = match &record.outcome {
+        Outcome::Exited(code) => (
+            if ok { "ok" } else { "failed" },
+            format!("{} {code}", labels.exit),
+        ),
+        Outcome::TimedOut(after) => (
+            "failed",
+            format!(
+                "{} ({})",
+                labels.timed_out,
+                labels.seconds(after.as_secs_f64())
+            ),
+        ),
+        Outcome::ShellEnded => ("failed", labels.shell_ended.to_string()),
+        Outcome::Waiting => (if ok { "ok" } else { "failed" }, labels.waiting.to_string()),
+        Outcome::Ready(pattern) => (
+            if ok { "ok" } else { "failed" },
+            format!(
+                "{} <code>{}</code>; {}",
+                labels.ready,
+                escape(pattern),
+                labels.keeps_running
+            ),
+        ),
+        Outcome::Interrupted(code) => (
+            if ok { "ok" } else { "failed" },
+            format!("{} ({} {code})", labels.interrupted, labels.exit),
+        ),
+        Outcome::Answered(code) => (if ok { "ok" } else { "failed" }, format!("HTTP {code}")),
+        Outcome::Wrote(path) => (
+            "file",
+            format!("{}: <code>{}</code>", labels.wrote, escape(path)),
+        ),
+        Outcome::Edited(path) => (
+            "file",
+            format!("{} <code>{}</code>", labels.edited, escape(path)),
+        ),
+        Outcome::Skipped(reason) => (
+            "skipped",
+            format!("{}: {}", labels.skipped, code_spans(reason)),
+        ),
+        Outcome::Failed(reason) => (
+            "failed",
+            format!("{}: {}", labels.failed, code_spans(reason)),
+        ),
+    };
+
+    let describe = |expect: Expect| match expect {
+        Expect::Status(n) => n.to_string(),
+        Expect::NonZero => labels.nonzero_status.to_string(),
+        Expect::Any => labels.any_status.to_string(),
+    };
+    let expected = record
+        .expect
+        .filter(|e| *e != Expect::Status(0))
+        .map(describe);
+    // The status line already tells timeouts and refusals; a wrong exit
+    // status is said in the page's language, anything else as reported.
+    let problem = match (&record.outcome, record.expect) {
+        _ if ok => None,
+        (Outcome::Exited(code), Some(expect)) if !expect.accepts(*code) => Some(format!(
+            "{} {} {}",
+            labels.expected,
+            labels.exit,
+            describe(expect)
+        )),
+        (Outcome::Failed(_) | Outcome::Skipped(_), _) => None,
+        _ => record.problem.as_deref().map(code_spans),
+    };
+
+    let ran = !matches!(
+        record.outcome,
+        Outcome::Wrote(_) | Outcome::Edited(_) | Outcome::Skipped(_) | Outcome::Failed(_)
+    );
+    let output = &record.output;
+    let omitted = output.is_truncated().then(|| {
+        format!(
+            "… {} {} ({}) …",
+            labels.count(output.omitted_lines),
+            labels.omitted,
+            bytes(output.omitted_bytes)
+        )
+    });
+
+    json!({
+        "state": state,
+        "file": is_file,
+        "ran": ran && record.http.is_none(),
+        "screen": record.terminal.is_some(),
+        "terminal": record.terminal,
+        "http": record.http.as_ref().map(|r| http_view(record, r, labels)),
+        "cwd": record.cwd,
+        "command": ansi::to_html(record.command.as_bytes()),
+        "head": ansi::to_html(&output.head),
+        "omitted": omitted,
+        "tail": ansi::to_html(&output.tail),
+        "empty": ran && output.head.is_empty() && output.tail.is_empty(),
+        "status": status,
+        "expected": expected,
+        "problem": problem,
+        "duration": ran.then(|| labels.seconds(record.duration.as_secs_f64())),
+        "line": record.line,
+    })
+}
+
+/// A probe's answer: HTML both as a sandboxed page without scripts and as
+/// escaped source, JSON pretty-printed, anything else as text.
+fn http_view(record: &Record, response: &crate::session::http::Response, labels: &Labels) -> Value {
+    let body = String::from_utf8_lossy(&response.body);
+    let kind = if response.content_type.contains("html") {
+        "html"
+    } else if response.content_type.contains("json") {
+        "json"
+    } else {
+        "text"
+    };
+    let shown = match kind {
+        "json" => serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| body.to_string()),
+        _ => body.to_string(),
+    };
+    json!({
+        "request": escape(&record.command),
+        "status": response.status,
+        "reason": escape(&response.reason),
+        "content_type": escape(&response.content_type),
+        "kind": kind,
+        "html": kind == "html",
+        // For the frame's srcdoc attribute; the sandbox allows no scripts.
+        "srcdoc": escape(&body),
+        "body": ansi::to_html(shown.as_bytes()),
+        "rendered_label": labels.rendered_page,
+        "source_label": labels.page_source,
+    })
+}

@@ -1,0 +1,446 @@
+//! Named terminals: a bash under a pseudo-terminal, for programs that need
+//! one (`docker run -it`, `docker exec -it`) and for servers that run in the
+//! foreground.
+//!
+//! Input is typed as a student would type it. What the terminal shows is
+//! kept by a terminal emulator (`vt100`), so the record is the screen, never
+//! raw escape sequences. The terminal's own bash reports each exit status
+//! through the window title, which a person does not see on the screen.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use regex::Regex;
+
+/// The terminal's size. It is tall, so that nothing scrolls away during a
+/// chapter; programs see it as their window size.
+const ROWS: u16 = 1000;
+const COLS: u16 = 100;
+/// How long a program must stay quiet before it is taken to wait for input.
+const SETTLE: Duration = Duration::from_millis(1200);
+const STATUS_TITLE: &str = "workbook-status:";
+
+/// How a typed step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypedEnd {
+    /// The terminal's shell came back with this status.
+    Exited(i32),
+    /// The program in the terminal waits for input (it went quiet).
+    Waiting,
+    /// The ready pattern appeared; the program goes on running.
+    Ready,
+    /// The ready pattern appeared, CTRL+C was sent, and the shell came back.
+    Interrupted(i32),
+    TimedOut,
+    /// The terminal itself ended.
+    Closed,
+}
+
+/// What one typed step did.
+#[derive(Debug)]
+pub struct Typed {
+    /// The screen lines the step produced, prompt and typed text included.
+    pub screen: String,
+    pub end: TypedEnd,
+    pub duration: Duration,
+}
+
+/// What the step waits for.
+#[derive(Debug, Clone, Default)]
+pub struct Wait {
+    pub ready: Option<Regex>,
+    pub interrupt: bool,
+}
+
+#[derive(Default)]
+struct Titles {
+    statuses: Vec<i32>,
+}
+
+impl vt100::Callbacks for Titles {
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        let title = String::from_utf8_lossy(title);
+        if let Some(code) = title.strip_prefix(STATUS_TITLE) {
+            self.statuses.push(code.trim().parse().unwrap_or(-1));
+        }
+    }
+}
+
+struct Shared {
+    parser: vt100::Parser<Titles>,
+    last_output: Instant,
+    closed: bool,
+}
+
+/// A named terminal.
+pub struct Terminal {
+    pub name: String,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    shared: Arc<Mutex<Shared>>,
+    // Kept so the terminal's master side stays open while it is in use.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Terminal {
+    /// Opens a terminal running an interactive bash in `cwd`.
+    /// `ctl` is a private directory for the terminal's startup file.
+    pub fn open(name: &str, cwd: &Path, ctl: &Path, env: &[(String, String)]) -> Result<Terminal> {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .context("opening a pseudo-terminal")?;
+
+        // Shell variables, not exported: programs started in the terminal
+        // (a nested shell, say) keep their own prompt.
+        let rc = ctl.join(format!("terminal-{}.rc", name.replace(['/', ' '], "_")));
+        let startup = format!(
+            "PS1='\\w\\$ '\nPROMPT_COMMAND='printf \"\\033]2;{STATUS_TITLE}%s\\007\" \"$?\"'\n"
+        );
+        std::fs::write(&rc, startup).with_context(|| format!("writing {}", rc.display()))?;
+
+        let mut command = CommandBuilder::new("bash");
+        command.arg("--noprofile");
+        command.arg("--rcfile");
+        command.arg(&rc);
+        command.arg("-i");
+        command.cwd(cwd);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.env("TERM", "xterm");
+        let child = pair
+            .slave
+            .spawn_command(command)
+            .with_context(|| format!("starting terminal `{name}`"))?;
+        drop(pair.slave);
+
+        let mut reader = pair
+            .master
+            .try_clone_reader()
+            .context("reading the terminal")?;
+        let writer = pair
+            .master
+            .take_writer()
+            .context("writing to the terminal")?;
+        let shared = Arc::new(Mutex::new(Shared {
+            parser: vt100::Parser::new_with_callbacks(ROWS, COLS, 0, Titles::default()),
+            last_output: Instant::now(),
+            closed: false,
+        }));
+
+        let sink = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                tracing::trace!(bytes = %String::from_utf8_lossy(&buf[..n]), "terminal output");
+                let Ok(mut s) = sink.lock() else { break };
+                s.parser.process(&buf[..n]);
+                s.last_output = Instant::now();
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.closed = true;
+            }
+        });
+
+        let mut terminal = Terminal {
+            name: name.to_string(),
+            child,
+            writer,
+            shared,
+            _master: pair.master,
+        };
+        terminal.wait_for_prompt(Duration::from_secs(10))?;
+        Ok(terminal)
+    }
+
+    fn wait_for_prompt(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(s) = self.shared.lock()
+                && !s.parser.callbacks().statuses.is_empty()
+            {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "terminal `{}` showed no prompt within {} s",
+            self.name,
+            timeout.as_secs()
+        )
+    }
+
+    /// Whether the terminal still runs.
+    pub fn is_open(&mut self) -> bool {
+        let closed = self.shared.lock().map(|s| s.closed).unwrap_or(true);
+        !closed && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id of the terminal's bash, which leads its own session.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.process_id()
+    }
+
+    /// Types a line and waits as `wait` says, at most `timeout`.
+    pub fn type_line(&mut self, line: &str, wait: &Wait, timeout: Duration) -> Result<Typed> {
+        if !self.is_open() {
+            bail!(
+                "terminal `{}` has ended; nothing can be typed into it",
+                self.name
+            );
+        }
+        let (start_row, statuses_before) = {
+            let s = self
+                .shared
+                .lock()
+                .map_err(|_| anyhow::anyhow!("terminal state poisoned"))?;
+            (
+                s.parser.screen().cursor_position().0,
+                s.parser.callbacks().statuses.len(),
+            )
+        };
+
+        let started = Instant::now();
+        self.writer
+            .write_all(format!("{line}\r").as_bytes())
+            .context("typing into the terminal")?;
+        self.writer.flush().ok();
+
+        let end = self.wait(start_row, statuses_before, wait, started + timeout);
+        let end = match end {
+            TypedEnd::Ready if wait.interrupt => {
+                self.writer.write_all(b"\x03").ok();
+                self.writer.flush().ok();
+                let count = self
+                    .shared
+                    .lock()
+                    .map(|s| s.parser.callbacks().statuses.len())
+                    .unwrap_or(0);
+                let follow = Wait::default();
+                match self.wait(
+                    start_row,
+                    count.max(statuses_before),
+                    &follow,
+                    Instant::now() + Duration::from_secs(30),
+                ) {
+                    TypedEnd::Exited(code) => TypedEnd::Interrupted(code),
+                    other => other,
+                }
+            }
+            other => other,
+        };
+
+        let screen = self.screen_since(
+            start_row,
+            matches!(
+                end,
+                TypedEnd::Exited(_) | TypedEnd::Interrupted(_) | TypedEnd::Waiting
+            ),
+        );
+        Ok(Typed {
+            screen,
+            end,
+            duration: started.elapsed(),
+        })
+    }
+
+    fn wait(
+        &mut self,
+        start_row: u16,
+        statuses_before: usize,
+        wait: &Wait,
+        deadline: Instant,
+    ) -> TypedEnd {
+        loop {
+            {
+                let Ok(s) = self.shared.lock() else {
+                    return TypedEnd::Closed;
+                };
+                let statuses = &s.parser.callbacks().statuses;
+                if statuses.len() > statuses_before {
+                    return TypedEnd::Exited(statuses[statuses_before]);
+                }
+                if let Some(ready) = &wait.ready {
+                    let (row, _) = s.parser.screen().cursor_position();
+                    let text = s.parser.screen().contents_between(start_row, 0, row + 1, 0);
+                    if ready.is_match(&text) {
+                        return TypedEnd::Ready;
+                    }
+                } else if s.last_output.elapsed() >= SETTLE
+                    && s.parser.screen().cursor_position().0 > start_row
+                {
+                    return TypedEnd::Waiting;
+                }
+                if s.closed {
+                    return TypedEnd::Closed;
+                }
+            }
+            if Instant::now() >= deadline {
+                return TypedEnd::TimedOut;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The screen's lines from `start_row`; without the cursor's line when
+    /// that line is a fresh prompt that belongs to the next step.
+    fn screen_since(&self, start_row: u16, drop_prompt: bool) -> String {
+        let Ok(s) = self.shared.lock() else {
+            return String::new();
+        };
+        let screen = s.parser.screen();
+        let (row, _) = screen.cursor_position();
+        let end = if drop_prompt && row > start_row {
+            row
+        } else {
+            row + 1
+        };
+        let lines: Vec<String> = screen
+            .rows(0, COLS)
+            .skip(start_row as usize)
+            .take((end - start_row) as usize)
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// Sends CTRL+C, as a student stopping a program would.
+    pub fn interrupt(&mut self) {
+        self.writer.write_all(b"\x03").ok();
+        self.writer.flush().ok();
+    }
+
+    /// Ends the terminal and everything it runs.
+    pub fn close(mut self) {
+        if let Some(pid) = self.pid() {
+            super::terminal::signal_session_all(pid, libc::SIGHUP);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(pid) = self.pid() {
+            super::terminal::signal_session_all(pid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, Terminal) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![("HOME".to_string(), dir.path().to_string_lossy().to_string())];
+        let t = Terminal::open("t", dir.path(), dir.path(), &env).unwrap();
+        (dir, t)
+    }
+
+    fn prompt() -> &'static str {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            "~# "
+        } else {
+            "~$ "
+        }
+    }
+
+    #[test]
+    fn typed_command_shows_prompt_command_and_output_without_escapes() {
+        let (_dir, mut t) = open();
+        let typed = t
+            .type_line(
+                "printf '\\033[31mred\\033[0m\\n'",
+                &Wait::default(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::Exited(0));
+        assert_eq!(
+            typed.screen,
+            format!("{}printf '\\033[31mred\\033[0m\\n'\nred\n", prompt())
+        );
+        assert!(!typed.screen.contains('\u{1b}'));
+        let typed = t
+            .type_line("false", &Wait::default(), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::Exited(1));
+        t.close();
+    }
+
+    #[test]
+    fn a_program_waiting_for_input_settles_and_takes_typed_lines() {
+        let (_dir, mut t) = open();
+        let typed = t
+            .type_line(
+                "bash --norc --noprofile -i",
+                &Wait::default(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::Waiting);
+        let typed = t
+            .type_line("echo inner", &Wait::default(), Duration::from_secs(10))
+            .unwrap();
+        assert!(
+            typed.screen.contains("echo inner\ninner"),
+            "{}",
+            typed.screen
+        );
+        let typed = t
+            .type_line("exit 7", &Wait::default(), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::Exited(7));
+        t.close();
+    }
+
+    #[test]
+    fn a_server_is_interrupted_once_ready() {
+        let (_dir, mut t) = open();
+        let wait = Wait {
+            ready: Some(Regex::new("Running on").unwrap()),
+            interrupt: true,
+        };
+        let script = "bash -c 'echo \" * Running on http://0.0.0.0:5000/\"; trap \"echo stopped; exit 130\" INT; while :; do sleep 0.1; done'";
+        let typed = t.type_line(script, &wait, Duration::from_secs(10)).unwrap();
+        assert_eq!(typed.end, TypedEnd::Interrupted(130), "{}", typed.screen);
+        assert!(
+            typed.screen.contains("Running on") && typed.screen.contains("^C"),
+            "{}",
+            typed.screen
+        );
+        t.close();
+    }
+
+    #[test]
+    fn ready_pattern_never_seen_times_out() {
+        let (_dir, mut t) = open();
+        let wait = Wait {
+            ready: Some(Regex::new("never").unwrap()),
+            interrupt: false,
+        };
+        let typed = t
+            .type_line("sleep 5", &wait, Duration::from_millis(500))
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::TimedOut);
+        t.close();
+    }
+}
