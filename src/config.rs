@@ -86,9 +86,9 @@ impl Settings {
             _ => Settings::default(),
         };
         settings.apply_env(|k| std::env::var(k).ok())?;
-        if settings.timeout.is_nan() || settings.timeout <= 0.0 {
+        if !valid_timeout(settings.timeout) {
             bail!(
-                "book.toml [preprocessor.workbook]: `timeout` must be a positive number of seconds"
+                "book.toml [preprocessor.workbook] or WORKBOOK_TIMEOUT: `timeout` must be a number of seconds between 0 and {MAX_TIMEOUT_SECS}"
             );
         }
         Ok(settings)
@@ -134,6 +134,14 @@ impl Settings {
     }
 }
 
+/// The longest timeout accepted: a week, far beyond any sheet.
+pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// Whether a number of seconds is a usable timeout.
+pub fn valid_timeout(secs: f64) -> bool {
+    secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -167,11 +175,11 @@ mod tests {
             from_toml("[preprocessor.workbook]\ntiemout = 5\n").unwrap_err()
         );
         assert!(err.contains("unknown field `tiemout`"), "{err}");
-        let err = format!(
-            "{:#}",
-            from_toml("[preprocessor.workbook]\ntimeout = -1\n").unwrap_err()
-        );
-        assert!(err.contains("positive"), "{err}");
+        for bad in ["-1", "0", "1e300"] {
+            let toml = format!("[preprocessor.workbook]\ntimeout = {bad}\n");
+            let err = format!("{:#}", from_toml(&toml).unwrap_err());
+            assert!(err.contains("between 0 and 604800"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use anyhow::{Context, Result, bail};
 pub const SESSION_LABEL: &str = "org.mdbook-workbook.session";
 /// The label that carries the number of the step that created an object.
 pub const STEP_LABEL: &str = "org.mdbook-workbook.step";
+/// The label that carries the process id of the run that owns an object.
+pub const OWNER_LABEL: &str = "org.mdbook-workbook.owner";
 /// The label that marks a locally built stand-in image.
 pub const STAND_IN_LABEL: &str = "org.mdbook-workbook.stand-in";
 
@@ -136,7 +138,7 @@ case "${{args[$i]:-}}" in
   volume|network) case "${{args[$((i + 1))]:-}}" in create) at=$((i + 2)) ;; esac ;;
 esac
 if [ "$at" -ge 0 ]; then
-  args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{STEP_LABEL}=$(cat "${{WORKBOOK_STEP_FILE:-/dev/null}}" 2>/dev/null)" "${{args[@]:$at}}")
+  args=("${{args[@]:0:$at}}" --label "{SESSION_LABEL}={session}" --label "{OWNER_LABEL}={owner}" --label "{STEP_LABEL}=$(cat "${{WORKBOOK_STEP_FILE:-/dev/null}}" 2>/dev/null)" "${{args[@]:$at}}")
 fi
 # A label on a build would show as extra build steps and change the cache,
 # so builds stay as written: the tags they set are noted with the image
@@ -161,6 +163,7 @@ fi
 exec "$real" "${{args[@]}}"
 "#,
         real = crate::session::terminal::quote(real),
+        owner = std::process::id(),
     );
     let path = bin.join("docker");
     std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
@@ -197,28 +200,35 @@ pub fn restore_tags(docker: &str, built: &str) -> Result<usize> {
     Ok(removed)
 }
 
-/// Removes containers (and with `images`, also images, volumes and networks)
-/// carrying `label`, which is `key` or `key=value`. Returns how many objects
-/// were removed.
-pub fn remove_labelled(docker: &str, label: &str, images: bool) -> Result<usize> {
-    let filter = format!("label={label}");
+/// Removes the containers, volumes and networks of one session, or with
+/// `session` unset, of every session whose process has ended (a run that
+/// was killed). Returns how many objects were removed.
+pub fn remove_session_objects(docker: &str, session: Option<&str>) -> Result<usize> {
+    let filter = match session {
+        Some(id) => format!("label={SESSION_LABEL}={id}"),
+        None => format!("label={SESSION_LABEL}"),
+    };
+    let owner = format!("{{{{.Label \"{OWNER_LABEL}\"}}}}");
     let t = Duration::from_secs(120);
     let mut removed = 0;
 
-    let kinds: &[(&[&str], &[&str])] = &[
-        (&["ps", "-aq", "--filter"], &["rm", "-f", "-v"]),
-        (&["images", "-q", "--filter"], &["rmi", "-f"]),
-        (&["volume", "ls", "-q", "--filter"], &["volume", "rm", "-f"]),
-        (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
+    let kinds: &[(&[&str], &str, &[&str])] = &[
+        (&["ps", "-a"], "{{.ID}}", &["rm", "-f", "-v"]),
+        (&["volume", "ls"], "{{.Name}}", &["volume", "rm", "-f"]),
+        (&["network", "ls"], "{{.ID}}", &["network", "rm"]),
     ];
-    for (n, (list, remove)) in kinds.iter().enumerate() {
-        if n > 0 && !images {
-            break;
-        }
+    for (list, id_field, remove) in kinds {
+        let format = format!("{id_field}|{owner}");
         let mut args = list.to_vec();
-        args.push(&filter);
+        args.extend(["--filter", &filter, "--format", &format]);
         let out = query(docker, &args, t)?;
-        let mut ids: Vec<&str> = out.split_whitespace().collect();
+
+        let mut ids: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .filter(|(_, pid)| session.is_some() || !process_alive(pid))
+            .map(|(id, _)| id)
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         if ids.is_empty() {
@@ -230,4 +240,13 @@ pub fn remove_labelled(docker: &str, label: &str, images: bool) -> Result<usize>
         removed += ids.len();
     }
     Ok(removed)
+}
+
+/// Whether the process with this id (as text) still runs.
+fn process_alive(pid: &str) -> bool {
+    let Ok(pid) = pid.trim().parse::<i32>() else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }

@@ -1,4 +1,6 @@
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -21,7 +23,7 @@ struct Cli {
 enum Command {
     /// Tells mdBook whether a renderer is supported (always: the output is Markdown).
     Supports { renderer: String },
-    /// Removes Docker objects that runs of this tool left behind (after a crash or kill).
+    /// Removes Docker objects that killed runs of this tool left behind; runs still going are not touched.
     Clean {
         /// The Docker client to use.
         #[arg(long, default_value = "docker")]
@@ -47,6 +49,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Keeps mdBook's stdout for the book alone: the real stream moves to a
+/// private descriptor and fd 1 becomes /dev/null, so nothing a step does
+/// (even writing to this process's fd 1 through /proc) can reach it.
+fn take_stdout() -> Result<File> {
+    // SAFETY: fcntl with F_DUPFD_CLOEXEC duplicates fd 1, which is open.
+    let fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
+    anyhow::ensure!(
+        fd >= 0,
+        "duplicating stdout: {}",
+        io::Error::last_os_error()
+    );
+    let null = OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    // SAFETY: both descriptors are open; dup2 replaces fd 1 atomically.
+    anyhow::ensure!(
+        unsafe { libc::dup2(null.as_raw_fd(), 1) } >= 0,
+        "redirecting stdout: {}",
+        io::Error::last_os_error()
+    );
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Supports { renderer }) => {
@@ -58,15 +85,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Some(Command::Clean { docker: client }) => {
-            let removed = docker::remove_labelled(&client, docker::SESSION_LABEL, true)?;
-            eprintln!("mdbook-workbook: removed {removed} Docker object(s) left by earlier runs");
+            let removed = docker::remove_session_objects(&client, None)?;
+            eprintln!(
+                "mdbook-workbook: removed {removed} Docker object(s) left by runs that ended"
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {
+            let out = take_stdout()?;
             let (ctx, book) = mdbook_preprocessor::parse_input(io::stdin())
                 .context("reading the book from mdBook on stdin")?;
             let book = Workbook.run(&ctx, book)?;
-            serde_json::to_writer(io::stdout(), &book).context("writing the book to stdout")?;
+            let mut out = io::BufWriter::new(out);
+            serde_json::to_writer(&mut out, &book).context("writing the book to stdout")?;
+            out.flush().context("writing the book to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -116,11 +116,18 @@ pub fn run_chapter(
     let mut errors = Vec::new();
     if !settings.dedicated_daemon {
         for step in &script.steps {
-            let StepKind::Command(c) = &step.kind else {
-                continue;
+            // A file a block writes may be run as a script later.
+            let text = match &step.kind {
+                StepKind::Command(c) => c.run.clone(),
+                StepKind::Write { content, .. } => content.clone(),
+                StepKind::Edit { lines, .. } => lines.join("\n"),
+                _ => continue,
             };
-            if let Some(why) = script::guard::acts_on_foreign_objects(&c.run) {
-                errors.push(format!("{name}:{}: refused: {why}. Run this chapter only on a daemon that belongs to the build: set `dedicated-daemon = true` under [preprocessor.workbook] in book.toml, or WORKBOOK_DEDICATED_DAEMON=1", step.line));
+            if let Some(why) = text
+                .lines()
+                .find_map(script::guard::acts_on_foreign_objects)
+            {
+                errors.push(format!("{name}:{}: refused: {why}, so the chapter does not run. Skip this command with `<!-- workbook: skip.K=\"why\" -->` above its block, or run the chapter on a daemon that nothing else uses (CI's, or a fresh machine's): `dedicated-daemon = true` under [preprocessor.workbook] in book.toml, or WORKBOOK_DEDICATED_DAEMON=1", step.line));
             }
         }
     }
@@ -155,7 +162,23 @@ pub fn run_chapter(
         .count();
     tracing::info!("{name}: running {commands} commands");
     let started = std::time::Instant::now();
-    let session = Session::start(settings, root, uses_docker)?;
+    let session = match Session::start(settings, root, uses_docker) {
+        Ok(session) => session,
+        Err(e) => {
+            let errors = vec![format!(
+                "{name}: the chapter's session could not start: {e:#}"
+            )];
+            tracing::error!("{}", errors[0]);
+            let run = render::Run {
+                report: None,
+                errors: &errors,
+            };
+            return Ok((
+                render::chapter(&parsed, Some(&script), run, templates)?,
+                errors,
+            ));
+        }
+    };
     let report = session.run(&script, settings, name);
     tracing::info!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
 

@@ -139,7 +139,7 @@ fn a_hundred_megabytes_of_output_is_cut_with_a_marker() {
         &steps[0][..300.min(steps[0].len())]
     );
     assert!(
-        steps[0].contains("19,999,820 lines omitted"),
+        steps[0].contains("lines omitted: 19,999,820"),
         "the count of omitted lines is wrong"
     );
     assert!(
@@ -461,4 +461,56 @@ fn crlf_script_fails_in_the_image_as_bash_fails_unless_converted() {
         steps[6]
     );
     assert!(!build.html.contains("wb-step wb-failed"), "{:?}", steps);
+}
+
+#[test]
+fn a_step_writing_to_the_preprocessors_stdout_cannot_corrupt_the_book() {
+    // The shell's parent is the preprocessor; its fd 1 is not mdBook's pipe.
+    let chapter = "```shell\necho '{\"junk\":' > /proc/$PPID/fd/1; echo done\n```\n";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(steps(&build.html)[0].contains("done"));
+}
+
+#[test]
+fn missing_images_inside_text_become_notices() {
+    let chapter = "Siehe ![Bild im Satz](./img/a.png) hier.\n\n- ![In der Liste](./img/b.png)\n";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(
+        !build.html.contains("<img"),
+        "a broken image is left: {}",
+        build.html
+    );
+    assert!(build.html.contains("wb-missing-inline") && build.html.contains("Bild im Satz"));
+}
+
+#[test]
+fn a_session_that_cannot_start_is_an_error_on_the_page() {
+    let settings = format!(
+        "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/x.git\" = \"no-such-dir\"\n"
+    );
+    let build = Book::new(&settings, "```shell\necho hi\n```\n").build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(
+        build
+            .stderr
+            .contains("chapter.md: the chapter's session could not start"),
+        "{}",
+        build.stderr
+    );
+    assert!(build.html.contains("wb-chapter-error") && build.html.contains("no-such-dir"));
+}
+
+#[test]
+fn file_steps_stay_inside_the_workspace() {
+    let chapter = "```shell\nmkdir -p a/b && cd a/b\n```\n\n<!-- workbook: file=../../../escaped.txt -->\n```text\nx\n```\n";
+    let book = Book::new(CONTINUE, chapter);
+    let build = book.build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    assert!(
+        build.html.contains("lies outside the workspace"),
+        "{}",
+        build.html
+    );
 }

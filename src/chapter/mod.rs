@@ -160,6 +160,17 @@ pub fn parse(name: &str, markdown: &str) -> Result<Chapter> {
         }
     }
 
+    if !items
+        .iter()
+        .any(|i| matches!(i.kind, ItemKind::FrontMatter))
+        && (text.starts_with("---\n") || text == "---")
+        && !text[3..].lines().skip(1).any(|l| l == "---" || l == "...")
+    {
+        problems.push((
+            1,
+            "front matter opened with `---` is never closed; end it with a `---` line".into(),
+        ));
+    }
     find_containers(&text, &skip, &mut items, &mut problems);
     find_frontmatter_refs(&text, &skip, &front, &mut items, &mut problems);
 
@@ -282,6 +293,11 @@ fn find_directives(
     }
 }
 
+/// The VuePress container kinds a chapter may use.
+pub const CONTAINER_KINDS: &[&str] = &[
+    "tip", "warning", "danger", "caution", "info", "note", "details",
+];
+
 /// Finds VuePress `::: kind Title` and `:::` lines outside code and HTML.
 fn find_containers(
     text: &str,
@@ -313,6 +329,16 @@ fn find_containers(
             }
             items.push(item(text, range, ItemKind::ContainerEnd));
         } else if let Some(caps) = open_re.captures(line.trim_end_matches('\n')) {
+            let kind = caps[1].to_lowercase();
+            if !CONTAINER_KINDS.contains(&kind.as_str()) {
+                problems.push((
+                    line_of(text, range.start),
+                    format!(
+                        "unknown container `::: {kind}` (known: {})",
+                        CONTAINER_KINDS.join(", ")
+                    ),
+                ));
+            }
             open.push(line_of(text, range.start));
             let title = Some(caps[2].to_string()).filter(|t| !t.is_empty());
             let kind = ItemKind::ContainerStart {
@@ -435,6 +461,14 @@ mod tests {
                 "c.md:1: `{{ $frontmatter.nope }}` refers to front matter key `nope`",
             ),
             ("---\ntitle: [\n---\n", "c.md:1: front matter"),
+            (
+                "---\ntitle: x\n\n# Text\n",
+                "c.md:1: front matter opened with `---` is never closed",
+            ),
+            (
+                "::: warnig Title\nx\n:::\n",
+                "c.md:1: unknown container `::: warnig`",
+            ),
         ];
         for (md, want) in cases {
             let err = parse("c.md", md).unwrap_err().to_string();

@@ -54,7 +54,7 @@ const DE: Labels = Labels {
     shell_ended: "Shell beendet",
     skipped: "nicht ausgeführt",
     failed: "fehlgeschlagen",
-    omitted: "Zeilen ausgelassen",
+    omitted: "ausgelassene Zeilen",
     wrote: "Datei geschrieben",
     edited: "Änderung übernommen in",
     replaces: "verifizierte Ausgabe anstelle des Screenshots",

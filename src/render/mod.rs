@@ -44,6 +44,14 @@ impl Templates {
     /// The built-in templates, each replaced by `<dir>/<name>.hbs` if that
     /// file exists.
     pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            anyhow::bail!(
+                "book.toml [preprocessor.workbook]: `templates` names {}, which is not a directory",
+                dir.display()
+            );
+        }
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         for (name, builtin) in TEMPLATES {
@@ -151,6 +159,19 @@ pub fn chapter(
             )?;
             let at = chapter.items[*item].range.end;
             edits.push((at..at, format!("\n{html}\n\n")));
+        }
+
+        for item in &script.inline_missing {
+            let item = &chapter.items[*item];
+            let ItemKind::Image(image) = &item.kind else {
+                continue;
+            };
+            let html = format!(
+                "<span class=\"wb-missing-inline\">[{}: {}]</span>",
+                labels.missing_shot,
+                escape(&image.alt)
+            );
+            edits.push((item.range.clone(), html));
         }
 
         for shot in &script.shots {

@@ -89,9 +89,9 @@ pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Va
     let output = &record.output;
     let omitted = output.is_truncated().then(|| {
         format!(
-            "… {} {} ({}) …",
-            labels.count(output.omitted_lines),
+            "… {}: {} ({}) …",
             labels.omitted,
+            labels.count(output.omitted_lines),
             bytes(output.omitted_bytes)
         )
     });

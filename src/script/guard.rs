@@ -9,7 +9,10 @@ use regex::Regex;
 /// command only runs on a daemon declared dedicated.
 pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     let code = strip_comment(command);
-    let prune = Regex::new(r"\bdocker\s+(?:(system|container|image|volume|network|builder)\s+prune|(?:volume|network)\s+rm\b)")
+    // Global options (`docker -D rm`, `docker --host X rm`) may stand
+    // between the client and its command.
+    let code = &strip_global_options(code);
+    let prune = Regex::new(r"\bdocker(?:-compose|\s+compose)?\s+(?:(system|container|image|volume|network|builder|buildx)\s+prune|(?:volume|network)\s+(?:rm|remove)\b|down\b[^;&|]*--rmi|down\b[^;&|]*(?:\s-v\b|--volumes))")
         .expect("static regex");
     if let Some(m) = prune.find(code) {
         return Some(format!(
@@ -19,17 +22,25 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     }
 
     let destructive = Regex::new(
-        r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill|pause|restart|update)\b([^;&|]*)",
+        r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill|pause|restart|update)\b([^;&|]*)",
     )
     .expect("static regex");
     for caps in destructive.captures_iter(code) {
         let args = &caps[2];
-        if args.contains("$(") || args.contains('`') {
+        if args.contains('$') || args.contains('`') || args.contains("<(") {
             return Some(format!(
-                "`docker {}` acts on every object a listing returns, not only on those this run created",
+                "`docker {}` acts on objects named by a shell expansion, which may list objects this run did not create",
                 &caps[1]
             ));
         }
+    }
+    let in_loop = Regex::new(r"\b(?:for|while|until)\b[^;]*;[^\n]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill)\b")
+        .expect("static regex");
+    if let Some(caps) = in_loop.captures(code) {
+        return Some(format!(
+            "`docker {}` in a loop acts on every object the loop lists",
+            &caps[1]
+        ));
     }
 
     let via_xargs = Regex::new(
@@ -45,6 +56,14 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     None
 }
 
+/// The command with Docker's global options removed, so that
+/// `docker -H x rm ...` reads as `docker rm ...`.
+fn strip_global_options(code: &str) -> String {
+    let re = Regex::new(r"\bdocker((?:\s+(?:-D|--debug|--tls|--tlsverify|(?:-H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey)(?:=|\s+)\S+|--\S+=\S+))+)\s")
+        .expect("static regex");
+    re.replace_all(code, "docker ").into_owned()
+}
+
 /// Whether a command asks Docker for an interactive terminal (`-i`, `-t`).
 pub fn needs_terminal(command: &str) -> bool {
     let code = strip_comment(command);
@@ -55,12 +74,17 @@ pub fn needs_terminal(command: &str) -> bool {
         let sub = &m[1];
         let rest = &code[m.get(0).expect("group 0").end()..];
         let end = rest.find([';', '&', '|']).unwrap_or(rest.len());
-        for word in rest[..end].split_whitespace() {
+        let mut words = rest[..end].split_whitespace();
+        while let Some(word) = words.next() {
             if !word.starts_with('-') {
                 if takes_no_value(word) {
                     continue;
                 }
                 break;
+            }
+            if VALUE_OPTIONS.contains(&word) {
+                words.next();
+                continue;
             }
             let flags_tty = match word {
                 "--interactive" | "--tty" | "--attach" => true,
@@ -79,6 +103,57 @@ pub fn needs_terminal(command: &str) -> bool {
     }
     false
 }
+
+/// Options of `docker run`, `exec` and `create` that take a separate value.
+const VALUE_OPTIONS: &[&str] = &[
+    "--name",
+    "-e",
+    "--env",
+    "--env-file",
+    "-v",
+    "--volume",
+    "-p",
+    "--publish",
+    "-w",
+    "--workdir",
+    "-u",
+    "--user",
+    "--network",
+    "--net",
+    "--entrypoint",
+    "-l",
+    "--label",
+    "--mount",
+    "-h",
+    "--hostname",
+    "--add-host",
+    "--restart",
+    "-m",
+    "--memory",
+    "--cpus",
+    "--platform",
+    "--pull",
+    "--log-driver",
+    "--log-opt",
+    "--cidfile",
+    "--device",
+    "--dns",
+    "--ulimit",
+    "--cap-add",
+    "--cap-drop",
+    "--security-opt",
+    "--tmpfs",
+    "--shm-size",
+    "--stop-signal",
+    "--stop-timeout",
+    "--gpus",
+    "--ipc",
+    "--pid",
+    "--link",
+    "--expose",
+    "--health-cmd",
+    "--detach-keys",
+];
 
 /// Option values cannot be told from the image name without Docker's flag
 /// table; values of common options contain `:` `=` or `/`, image names
@@ -127,6 +202,22 @@ mod tests {
             ("docker ps -a -q", false),
             ("docker images # docker rmi $(docker images -aq)", false),
             ("echo 'docker rm $(x)' > notes", true),
+            ("ids=$(docker ps -aq); docker rm -f $ids", true),
+            ("for c in $(docker ps -aq); do docker rm -f $c; done", true),
+            (
+                "docker ps -aq | while read c; do docker rm -f \"$c\"; done",
+                true,
+            ),
+            ("docker -D rm -f $(docker ps -aq)", true),
+            ("docker --debug system prune -af", true),
+            ("docker -H unix:///x.sock rm -f $(docker ps -aq)", true),
+            ("docker --log-level debug rmi -f $(docker images -q)", true),
+            ("docker container remove $(docker ps -aq)", true),
+            ("docker buildx prune -af", true),
+            ("docker compose down --rmi all", true),
+            ("docker-compose down --rmi all -v", true),
+            ("docker rm -f <(docker ps -aq)", true),
+            ("docker compose down", false),
         ];
         for (command, want) in cases {
             assert_eq!(
@@ -158,6 +249,8 @@ mod tests {
             ("docker run -d --name web img", false),
             ("docker run pyramid ls -it", false),
             ("docker start d239", false),
+            ("docker run --rm --name x -it ubuntu bash", true),
+            ("docker run -e A=1 --name web -p 80:80 nginx", false),
         ];
         for (command, want) in cases {
             assert_eq!(needs_terminal(command), want, "{command}");

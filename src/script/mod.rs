@@ -39,8 +39,10 @@ impl Expect {
             "any" => Expect::Any,
             "nonzero" => Expect::NonZero,
             n => match n.parse::<i32>() {
-                Ok(n) => Expect::Status(n),
-                Err(_) => bail!("`expect={value}`: use a number, `nonzero` or `any`"),
+                Ok(n) if (0..=255).contains(&n) => Expect::Status(n),
+                _ => {
+                    bail!("`expect={value}`: use an exit status from 0 to 255, `nonzero` or `any`")
+                }
             },
         })
     }
@@ -144,6 +146,9 @@ pub struct Script {
     pub shots: Vec<Shot>,
     /// Notes attached to blocks that produce no step, by item index.
     pub notes: BTreeMap<usize, String>,
+    /// Missing images inside a line of text, by item index; a short notice
+    /// takes their place.
+    pub inline_missing: Vec<usize>,
 }
 
 /// Where a placeholder's value comes from.
@@ -164,8 +169,8 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
     let mut script = Script::default();
     let mut problems: Vec<String> = Vec::new();
     let mut bindings: BTreeMap<String, Source> = BTreeMap::new();
-    let mut pending: Option<(&Directive, usize)> = None;
-    let placeholder = Regex::new(r"<[A-Z][A-Z0-9_]*>").expect("static regex");
+    let mut pending: Option<(&Directive, usize, usize)> = None;
+    let placeholder = Regex::new(r"<[A-Z][A-Z0-9_-]*>").expect("static regex");
     let name = &chapter.name;
 
     for (index, item) in chapter.items.iter().enumerate() {
@@ -188,15 +193,21 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
                 if d.is_standalone() {
                     continue;
                 }
-                if let Some((_, line)) = pending {
+                if let Some((_, line, _)) = pending {
                     problems.push(format!("{name}:{line}: directive is followed by another directive (line {}) before any block it could apply to", item.line));
                 }
-                pending = Some((d, item.line));
+                pending = Some((d, item.line, item.range.end));
             }
             ItemKind::Block(block) => {
                 let directive = pending.take();
-                let d = directive.map(|(d, _)| d);
-                let line = directive.map_or(item.line, |(_, l)| l);
+                if let Some((_, line, end)) = directive
+                    && !chapter.text[end..item.range.start].trim().is_empty()
+                {
+                    problems.push(format!("{name}:{line}: directive is not right above a block: only blank lines may stand between a directive and its block"));
+                    continue;
+                }
+                let d = directive.map(|(d, _, _)| d);
+                let line = directive.map_or(item.line, |(_, l, _)| l);
                 let writes_file = d.is_some_and(|d| d.has("file") || d.has("edit"));
                 let result = if SHELL_LANGS.contains(&block.lang.as_str()) && !writes_file {
                     shell_block(&mut script, index, block, d, &bindings, &placeholder)
@@ -209,16 +220,26 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
             }
             ItemKind::Image(image) => {
                 let directive = pending.take();
-                if let Some((d, line)) = directive
+                if let Some((_, line, end)) = directive
+                    && !chapter.text[end..item.range.start].trim().is_empty()
+                {
+                    problems.push(format!("{name}:{line}: directive is not right above an image or block: only blank lines may stand between them"));
+                    continue;
+                }
+                if let Some((d, line, _)) = directive
                     && let Some(bad) = d.settings.iter().find(|s| s.key != "show")
                 {
                     problems.push(format!("{name}:{line}: directive: `{}` does not apply to an image; only `show` does", bad.key));
                     continue;
                 }
-                if !image.starts_line || !image_missing(&image.src) {
+                if !image_missing(&image.src) {
                     continue;
                 }
-                let show = directive.and_then(|(d, _)| d.get("show"));
+                if !image.starts_line {
+                    script.inline_missing.push(index);
+                    continue;
+                }
+                let show = directive.and_then(|(d, _, _)| d.get("show"));
                 match claim_steps(&script, show) {
                     Ok((block, steps)) => script.shots.push(Shot {
                         item: index,
@@ -232,7 +253,7 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
         }
     }
 
-    if let Some((_, line)) = pending {
+    if let Some((_, line, _)) = pending {
         problems.push(format!("{name}:{line}: directive applies to no block: put it right above a fenced block or an image"));
     }
     if !problems.is_empty() {
@@ -347,9 +368,14 @@ fn shell_block(
             StepKind::Refuse {
                 text,
                 reason: format!(
-                    "placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}=workspace\" -->` (or `=container`) above the block, or write the real value",
+                    "placeholder `{}` is not bound; add `<!-- workbook: bind=\"{}={}\" -->` above the block, or write the real value",
                     token.as_str(),
-                    token.as_str()
+                    token.as_str(),
+                    if token.as_str().contains("ID") || token.as_str().contains("CONTAINER") {
+                        "container"
+                    } else {
+                        "workspace"
+                    }
                 ),
             }
         } else if c.terminal.is_none() && guard::needs_terminal(&run) {
@@ -419,8 +445,13 @@ fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
     let secs: f64 = value
         .parse()
         .ok()
-        .filter(|s: &f64| *s > 0.0 && s.is_finite())
-        .ok_or_else(|| anyhow::anyhow!("directive: `{key}={value}`: use a number of seconds"))?;
+        .filter(|s: &f64| crate::config::valid_timeout(*s))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "directive: `{key}={value}`: use a number of seconds up to {}",
+                crate::config::MAX_TIMEOUT_SECS
+            )
+        })?;
     Ok(Duration::from_secs_f64(secs))
 }
 
@@ -486,6 +517,16 @@ fn file_block(
     let note = d.get("note").map(str::to_string);
     let kind = match (d.get("file"), d.get("edit"), d.get("replace")) {
         (Some(_), Some(_), _) => bail!("directive: use either `file` or `edit`, not both"),
+        (Some(path), None, None) if !is_relative_path(path) => {
+            bail!(
+                "directive: `file={path}`: write a path relative to the shell's current directory, such as `Dockerfile` or `src/app.py`"
+            )
+        }
+        (None, Some(path), _) if !is_relative_path(path) => {
+            bail!(
+                "directive: `edit={path}`: write a path relative to the shell's current directory"
+            )
+        }
         (Some(path), None, None) => StepKind::Write {
             path: path.to_string(),
             content: block.content.clone(),
@@ -530,6 +571,10 @@ fn file_block(
     Ok(())
 }
 
+fn is_relative_path(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with('/') && !path.starts_with('~') && !path.contains('$')
+}
+
 fn parse_binding(value: &str) -> Result<(String, Source)> {
     let Some((token, source)) = value.rsplit_once('=') else {
         bail!("`bind={value}`: write `bind=\"<PLACEHOLDER>=workspace\"`");
@@ -549,9 +594,30 @@ fn bind(text: &str, bindings: &BTreeMap<String, Source>) -> String {
     let mut out = text.to_string();
     for (token, source) in bindings {
         if *source == Source::Workspace {
-            out = out.replace(token.as_str(), "~");
+            out = replace_token(&out, token, "~");
         }
     }
+    out
+}
+
+/// Replaces a placeholder where it stands as a word of its own: not inside
+/// a longer word, and not as a shell variable (`$PATH`, `${PATH}`).
+pub fn replace_token(text: &str, token: &str, value: &str) -> String {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(token) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + token.len()..].chars().next();
+        let edge_word = token.starts_with(word) || token.ends_with(word);
+        let free = !edge_word
+            || (!before.is_some_and(|c| word(c) || c == '$' || c == '{')
+                && !after.is_some_and(word));
+        out.push_str(&rest[..at]);
+        out.push_str(if free { value } else { token });
+        rest = &rest[at + token.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -657,7 +723,7 @@ mod tests {
             ),
             (
                 "<!-- workbook: expect=x -->\n```shell\nls\n```\n",
-                "`expect=x`: use a number",
+                "`expect=x`: use an exit status from 0 to 255",
             ),
             (
                 "<!-- workbook: expect.3=1 -->\n```shell\nls\n```\n",
@@ -679,10 +745,58 @@ mod tests {
                 "<!-- workbook: timeout=1 -->\n<!-- workbook: expect=1 -->\n```shell\nls\n```\n",
                 "c.md:1: directive is followed by another directive (line 2)",
             ),
+            (
+                "<!-- workbook: timeout=1e309 -->\n```shell\nls\n```\n",
+                "`timeout=1e309`: use a number of seconds up to",
+            ),
+            (
+                "<!-- workbook: expect=300 -->\n```shell\nls\n```\n",
+                "`expect=300`: use an exit status from 0 to 255",
+            ),
+            (
+                "<!-- workbook: skip -->\n\n## Elsewhere\n\ntext\n\n```shell\nls\n```\n",
+                "c.md:1: directive is not right above a block",
+            ),
+            (
+                "<!-- workbook: file=/tmp/x -->\n```text\nx\n```\n",
+                "`file=/tmp/x`: write a path relative",
+            ),
+            (
+                "<!-- workbook: file=~/x -->\n```text\nx\n```\n",
+                "`file=~/x`: write a path relative",
+            ),
+            (
+                "<!-- workbook: ready=x -->\n```shell\nls\n```\n",
+                "`ready` and `interrupt` need a terminal",
+            ),
+            (
+                "<!-- workbook: probe=http://10.0.0.1/ -->\n",
+                "only servers on this machine",
+            ),
         ];
         for (md, want) in cases {
             let err = script(md).unwrap_err().to_string();
             assert!(err.contains(want), "{md:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_replaced_only_as_words() {
+        let cases = [
+            (
+                "echo $PATH ${PATH} PATH /PATH/",
+                "PATH",
+                "echo $PATH ${PATH} ~ /~/",
+            ),
+            (
+                "docker start d239; echo d2390 xd239",
+                "d239",
+                "docker start ~; echo d2390 xd239",
+            ),
+            ("cd <REPO>/x<REPO>", "<REPO>", "cd ~/x~"),
+        ];
+        for (text, token, want) in cases {
+            assert_eq!(replace_token(text, token, "~"), want, "{text}");
         }
     }
 

@@ -32,7 +32,8 @@ pub struct Report {
 
 /// A chapter's workspace and shell.
 pub struct Session {
-    dir: tempfile::TempDir,
+    // The workspace is deleted when the session is dropped.
+    _dir: tempfile::TempDir,
     home: PathBuf,
     ctl: PathBuf,
     shell: Shell,
@@ -46,6 +47,7 @@ pub struct Session {
     docker: String,
     /// Whether the chapter talks to Docker at all; if not, no daemon is needed.
     uses_docker: bool,
+    cleaned: bool,
 }
 
 impl Session {
@@ -117,7 +119,7 @@ impl Session {
         let shell = Shell::start(&home, &ctl, &env)?;
         tracing::debug!(workspace = %home.display(), "session started");
         Ok(Session {
-            dir,
+            _dir: dir,
             home,
             ctl,
             shell,
@@ -127,6 +129,7 @@ impl Session {
             id,
             docker,
             uses_docker,
+            cleaned: false,
         })
     }
 
@@ -171,30 +174,44 @@ impl Session {
     }
 
     /// Ends the shell and removes what the session created.
-    fn finish(self) {
-        for (_, terminal) in self.terminals {
+    fn finish(mut self) {
+        self.clean_up();
+    }
+
+    /// Ends the terminals and the shell and removes what the session
+    /// created. It runs once: at the end of the chapter, or when the session
+    /// is dropped early (a panic while it runs).
+    fn clean_up(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.cleaned = true;
+        for (_, terminal) in std::mem::take(&mut self.terminals) {
             terminal.close();
         }
         self.shell.close();
         if !self.uses_docker {
-            let _ = self.dir.close();
             return;
         }
-        let label = format!("{}={}", docker::SESSION_LABEL, self.id);
-        match docker::remove_labelled(&self.docker, &label, true) {
+        match docker::remove_session_objects(&self.docker, Some(&self.id)) {
             Ok(0) => {}
             Ok(n) => tracing::debug!("removed {n} Docker objects of the session"),
             Err(e) => tracing::warn!(
                 "could not remove the session's Docker objects ({e:#}); run `mdbook-workbook clean`"
             ),
         }
-        let built = std::fs::read_to_string(self.dir.path().join("ctl/built")).unwrap_or_default();
+        let built = std::fs::read_to_string(self.ctl.join("built")).unwrap_or_default();
         match docker::restore_tags(&self.docker, &built) {
             Ok(0) => {}
             Ok(n) => tracing::debug!("removed {n} images the session built"),
             Err(e) => tracing::warn!("could not remove the images the session built ({e:#})"),
         }
-        let _ = self.dir.close();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.clean_up();
     }
 }
 

@@ -40,7 +40,10 @@ impl Session {
             StepKind::Probe(probe) => run_probe(probe, &mut record),
             StepKind::Write { path, content } => {
                 record.command = path.clone();
-                let target = self.shell.cwd().join(path);
+                let target = match self.inside_workspace(path) {
+                    Ok(target) => target,
+                    Err(e) => return self.failed(record, e),
+                };
                 match workspace::write_file(&target, content) {
                     Ok(()) => record.outcome = Outcome::Wrote(self.display_path(&target)),
                     Err(e) => fail(&mut record, format!("{e:#}")),
@@ -67,7 +70,46 @@ impl Session {
                 fail(&mut record, reason.clone());
             }
         }
+        self.sanitise(&mut record);
         record
+    }
+
+    fn failed(&self, mut record: Record, reason: String) -> Record {
+        fail(&mut record, reason);
+        self.sanitise(&mut record);
+        record
+    }
+
+    /// Shows the workspace as `~` in messages, as it is in output.
+    fn sanitise(&self, record: &mut Record) {
+        let home = self.home.to_string_lossy().to_string();
+        if let Some(problem) = record.problem.as_mut() {
+            *problem = problem.replace(&home, "~");
+        }
+        if let Outcome::Failed(reason) = &mut record.outcome {
+            *reason = reason.replace(&home, "~");
+        }
+    }
+
+    /// The target of a file step, which must stay inside the workspace.
+    fn inside_workspace(&self, path: &str) -> Result<std::path::PathBuf, String> {
+        let mut target = std::path::PathBuf::new();
+        for part in self.shell.cwd().join(path).components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    target.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => target.push(other),
+            }
+        }
+        if target.starts_with(&self.home) {
+            Ok(target)
+        } else {
+            Err(format!(
+                "`{path}` lies outside the workspace; a chapter writes only inside it"
+            ))
+        }
     }
 
     fn run_command(
@@ -207,7 +249,7 @@ impl Session {
                 };
                 self.bound.insert(token.clone(), value);
             }
-            run = run.replace(token.as_str(), &self.bound[token]);
+            run = crate::script::replace_token(&run, token, &self.bound[token]);
         }
         Ok(run)
     }

@@ -190,7 +190,10 @@ impl Shell {
             }
         }
         let _ = drained.recv_timeout(DRAIN_GRACE);
-        let output = capture.lock().map(|c| c.finish()).unwrap_or_default();
+        let mut output = capture.lock().map(|c| c.finish()).unwrap_or_default();
+        // bash names the sourced step file in its messages; a student's
+        // shell says `bash:` there.
+        output.replace(format!("{}: ", script.display()).as_bytes(), b"bash: ");
         let _ = std::fs::remove_file(&script);
 
         Ok(Ran {
@@ -246,7 +249,7 @@ impl Shell {
     }
 
     /// Ends the shell: its processes get SIGTERM, then SIGKILL.
-    pub fn close(mut self) {
+    pub fn close(&mut self) {
         if !self.alive {
             let _ = self.child.wait();
             return;
@@ -257,6 +260,7 @@ impl Shell {
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 signal_session(self.pid(), libc::SIGKILL);
+                self.alive = false;
                 return;
             }
             thread::sleep(Duration::from_millis(20));
