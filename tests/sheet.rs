@@ -28,8 +28,12 @@ fn copy(from: &Path, to: &Path) {
 
 /// The step whose command line is exactly `command`, as text.
 fn step<'a>(steps: &'a [String], command: &str) -> Vec<&'a String> {
-    let needle = format!("$ {command}\n");
-    let found: Vec<&String> = steps.iter().filter(|s| s.contains(&needle)).collect();
+    // The chapter's shell shows `$`; a root terminal's prompt ends in `#`.
+    let needles = [format!("$ {command}\n"), format!("# {command}\n")];
+    let found: Vec<&String> = steps
+        .iter()
+        .filter(|s| needles.iter().any(|n| s.contains(n)))
+        .collect();
     assert!(!found.is_empty(), "no transcript of `{command}`");
     found
 }
@@ -146,6 +150,69 @@ fn sheet_renders_real_transcripts() {
         layers[6].contains("requests"),
         "the requirements change did not reach pip: {}",
         layers[6]
+    );
+
+    // §02, §03: the interactive container, the second window, the bound id.
+    let run_it = step(&steps, "docker run -it ubuntu:14.04 /bin/bash")[0];
+    assert!(
+        run_it.contains("Terminal „fenster1“") && run_it.contains("\nroot@"),
+        "{run_it}"
+    );
+    assert!(
+        step(&steps, "docker container ls")[0].contains("Up "),
+        "the second window did not list the running container"
+    );
+    let ls = steps
+        .iter()
+        .find(|s| s.contains(":/# ls\n"))
+        .expect("no `ls` inside the container");
+    assert!(ls.contains("TEST"), "{ls}");
+    assert!(
+        !html.contains("docker start d239\n"),
+        "the author's id ran instead of the real one"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("$ docker start ") && s.contains("Exit-Status 0"))
+    );
+
+    // §06: the mount, with the fix, and the file on the host side.
+    let touch = steps
+        .iter()
+        .find(|s| s.contains("touch mounted/testfile"))
+        .expect("no touch step");
+    assert!(!touch.contains("fehlgeschlagen"), "{touch}");
+
+    // §08, §09: servers, CTRL+C, and the answers in place of the browser.
+    let flask = step(&steps, "docker run -it python-webapp")[0];
+    assert!(
+        flask.contains("Running on http://0.0.0.0:5000/") && flask.contains("mit CTRL+C beendet"),
+        "{flask}"
+    );
+    let hello = steps
+        .iter()
+        .find(|s| s.contains("GET http://localhost:8082/"))
+        .expect("no probe of 8082");
+    assert!(
+        hello.contains("200 OK") && hello.contains("<h1>Hello, World!</h1>"),
+        "{hello}"
+    );
+    let books = steps
+        .iter()
+        .find(|s| s.contains("GET http://localhost:8084/"))
+        .expect("no probe of 8084");
+    assert!(
+        books.contains("application/json") && books.contains("\"title\": \"Harry Potter\""),
+        "{books}"
+    );
+    assert!(
+        !html.contains("[?2004") && !html.contains('\u{1b}'),
+        "escape codes reached the page"
+    );
+    assert!(
+        !html.contains("wb-step wb-skipped"),
+        "a block of the sheet did not run"
     );
 
     // Provenance names the engine.

@@ -72,12 +72,20 @@ pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Va
     // status is said in the page's language, anything else as reported.
     let problem = match (&record.outcome, record.expect) {
         _ if ok => None,
-        (Outcome::Exited(code), Some(expect)) if !expect.accepts(*code) => Some(format!(
-            "{} {} {}",
-            labels.expected,
-            labels.exit,
-            describe(expect)
-        )),
+        (Outcome::Exited(code), Some(expect)) if !expect.accepts(*code) => {
+            // What the session found out about the failure (the container
+            // that holds a port, say) follows the expectation.
+            let detail = record
+                .problem
+                .as_deref()
+                .and_then(|p| p.split_once("; "))
+                .map(|(_, d)| d);
+            let expected = format!("{} {} {}", labels.expected, labels.exit, describe(expect));
+            Some(match detail {
+                Some(detail) => format!("{expected}; {}", code_spans(detail)),
+                None => expected,
+            })
+        }
         (Outcome::Failed(_) | Outcome::Skipped(_), _) => None,
         _ => record.problem.as_deref().map(code_spans),
     };

@@ -20,10 +20,12 @@ use regex::Regex;
 /// The terminal's size. It is tall, so that nothing scrolls away during a
 /// chapter; programs see it as their window size.
 const ROWS: u16 = 1000;
-const COLS: u16 = 100;
+const COLS: u16 = 120;
 /// How long a program must stay quiet before it is taken to wait for input.
 const SETTLE: Duration = Duration::from_millis(1200);
 const STATUS_TITLE: &str = "workbook-status:";
+/// How long a program may take to end after CTRL+C.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(15);
 
 /// How a typed step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum TypedEnd {
     Ready,
     /// The ready pattern appeared, CTRL+C was sent, and the shell came back.
     Interrupted(i32),
+    /// CTRL+C was sent, but the program went on running.
+    IgnoredInterrupt,
     TimedOut,
     /// The terminal itself ended.
     Closed,
@@ -223,6 +227,9 @@ impl Terminal {
         let end = self.wait(start_row, statuses_before, wait, started + timeout);
         let end = match end {
             TypedEnd::Ready if wait.interrupt => {
+                // A student reads what the program printed before pressing
+                // CTRL+C: let it finish starting up first.
+                self.wait_quiet(Duration::from_secs(10));
                 self.writer.write_all(b"\x03").ok();
                 self.writer.flush().ok();
                 let count = self
@@ -230,32 +237,55 @@ impl Terminal {
                     .lock()
                     .map(|s| s.parser.callbacks().statuses.len())
                     .unwrap_or(0);
-                let follow = Wait::default();
-                match self.wait(
-                    start_row,
-                    count.max(statuses_before),
-                    &follow,
-                    Instant::now() + Duration::from_secs(30),
-                ) {
-                    TypedEnd::Exited(code) => TypedEnd::Interrupted(code),
-                    other => other,
+                match self.wait_for_status(count.max(statuses_before), INTERRUPT_GRACE) {
+                    Some(code) => TypedEnd::Interrupted(code),
+                    None => TypedEnd::IgnoredInterrupt,
                 }
             }
             other => other,
         };
 
+        // The shell's own prompt after a command belongs to the next step; a
+        // program's prompt (a container's shell) is what the student sees.
         let screen = self.screen_since(
             start_row,
-            matches!(
-                end,
-                TypedEnd::Exited(_) | TypedEnd::Interrupted(_) | TypedEnd::Waiting
-            ),
+            matches!(end, TypedEnd::Exited(_) | TypedEnd::Interrupted(_)),
         );
         Ok(Typed {
             screen,
             end,
             duration: started.elapsed(),
         })
+    }
+
+    /// Waits until the terminal printed nothing for a while, at most `limit`.
+    fn wait_quiet(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self
+                .shared
+                .lock()
+                .map(|s| s.last_output.elapsed() >= SETTLE)
+                .unwrap_or(true)
+            {
+                return;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits for the terminal's shell to come back, and only for that.
+    fn wait_for_status(&mut self, seen: usize, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(s) = self.shared.lock()
+                && let Some(code) = s.parser.callbacks().statuses.get(seen)
+            {
+                return Some(*code);
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        None
     }
 
     fn wait(
@@ -309,14 +339,22 @@ impl Terminal {
         } else {
             row + 1
         };
-        let lines: Vec<String> = screen
+
+        // Rows that the terminal wrapped are one line of text.
+        let mut text = String::new();
+        for (n, line) in screen
             .rows(0, COLS)
+            .enumerate()
             .skip(start_row as usize)
             .take((end - start_row) as usize)
-            .map(|l| l.trim_end().to_string())
-            .collect();
-        let mut text = lines.join("\n");
-        text.push('\n');
+        {
+            text.push_str(&line);
+            if !screen.row_wrapped(n as u16) {
+                let trimmed = text.trim_end_matches(' ').len();
+                text.truncate(trimmed);
+                text.push('\n');
+            }
+        }
         text
     }
 

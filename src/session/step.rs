@@ -136,6 +136,11 @@ impl Session {
         }
         if record.problem.is_none() {
             record.problem = check_command(command, record, self.shell.cwd());
+        } else if let Some(holder) = self.port_holder(&record.output) {
+            record.problem = Some(format!(
+                "{}; {holder}",
+                record.problem.take().unwrap_or_default()
+            ));
         }
     }
 
@@ -223,6 +228,10 @@ impl Session {
             TypedEnd::Waiting => (Outcome::Waiting, None),
             TypedEnd::Ready => (Outcome::Ready(ready), None),
             TypedEnd::Interrupted(code) => (Outcome::Interrupted(code), None),
+            TypedEnd::IgnoredInterrupt => (
+                Outcome::Waiting,
+                Some("CTRL+C did not end the program: it went on running".into()),
+            ),
             TypedEnd::TimedOut if command.ready.is_some() => (
                 Outcome::TimedOut(timeout),
                 Some(format!(
@@ -252,6 +261,31 @@ impl Session {
             run = crate::script::replace_token(&run, token, &self.bound[token]);
         }
         Ok(run)
+    }
+
+    /// Which container holds the port a failed `docker run` asked for.
+    fn port_holder(&self, output: &Output) -> Option<String> {
+        let text = String::from_utf8_lossy(&output.head);
+        let re = Regex::new(
+            r":(\d+) failed: port is already allocated|:(\d+): bind: address already in use",
+        )
+        .ok()?;
+        let caps = re.captures(&text)?;
+        let port = caps.get(1).or(caps.get(2))?.as_str();
+        let out = docker::query(
+            &self.docker,
+            &[
+                "ps",
+                "--filter",
+                &format!("publish={port}"),
+                "--format",
+                "{{.Names}} ({{.ID}})",
+            ],
+            Duration::from_secs(20),
+        )
+        .ok()?;
+        let holder = out.lines().next()?.trim().to_string();
+        Some(format!("port {port} is taken by container {holder}"))
     }
 
     fn last_container(&self) -> Result<String, String> {

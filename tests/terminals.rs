@@ -1,0 +1,268 @@
+//! Named terminals, servers and probes against the real daemon, each in a
+//! fixture book built by the real mdbook.
+
+mod common;
+
+use common::{Book, docker, require_docker, steps};
+
+const CONTINUE: &str = "on-failure = \"continue\"";
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_interactive_container_is_typed_into_while_a_second_window_lists_it() {
+    require_docker();
+    docker(&["pull", "-q", "ubuntu:14.04"]);
+    let chapter = "\
+<!-- workbook: terminal=eins -->
+```shell
+docker run -it ubuntu:14.04 /bin/bash
+```
+
+<!-- workbook: contains=\"Up \" -->
+```shell
+docker container ls
+```
+
+<!-- workbook: terminal=eins -->
+```shell
+echo hallo > /datei; cat /datei
+```
+
+<!-- workbook: bind=\"<ID>=container\" terminal=zwei contains=hallo -->
+```shell
+docker exec -it <ID> cat /datei
+```
+
+<!-- workbook: terminal=eins -->
+```shell
+exit
+```
+";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let steps = steps(&build.html);
+
+    assert!(
+        steps[0].contains("docker run -it ubuntu:14.04 /bin/bash\nroot@"),
+        "no container prompt: {}",
+        steps[0]
+    );
+    assert!(
+        steps[1].contains("ubuntu:14.04") && steps[1].contains("Up "),
+        "the second window did not see it running: {}",
+        steps[1]
+    );
+    assert!(
+        steps[2].contains("cat /datei\nhallo\nroot@"),
+        "{}",
+        steps[2]
+    );
+    let id = docker_id(&steps[3]);
+    assert_eq!(id.len(), 12, "no real id in `{}`", steps[3]);
+    assert!(steps[3].contains("hallo"), "{}", steps[3]);
+    assert!(
+        build.html.contains("&lt;ID&gt;"),
+        "the copyable block lost the sheet's text"
+    );
+    assert!(steps[4].contains("exit"), "{}", steps[4]);
+    assert!(
+        !build.html.contains('\u{1b}') && !build.html.contains("[?2004"),
+        "escape codes reached the page"
+    );
+    assert!(!build.html.contains("wb-step wb-failed"), "{steps:?}");
+}
+
+fn docker_id(step: &str) -> String {
+    step.split("docker exec -it ")
+        .nth(1)
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
+}
+
+#[test]
+fn a_foreground_server_is_stopped_with_ctrl_c_once_ready() {
+    require_docker();
+    docker(&["pull", "-q", "python:3.6"]);
+    let chapter = "\
+<!-- workbook: terminal=server ready=\"Serving HTTP\" interrupt -->
+```shell
+docker run -it --rm python:3.6 python3 -m http.server 8000
+```
+";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let step = &steps(&build.html)[0];
+    assert!(step.contains("Serving HTTP on"), "{step}");
+    assert!(
+        step.contains("^C") && step.contains("Keyboard interrupt"),
+        "{step}"
+    );
+    assert!(step.contains("stopped with CTRL+C"), "{step}");
+}
+
+#[test]
+fn a_background_server_is_probed_and_its_answer_shown_safely() {
+    require_docker();
+    docker(&["pull", "-q", "python:3.6"]);
+    let port = free_port();
+    let chapter = format!("\
+<!-- workbook: terminal=server ready=\"Serving HTTP\" -->
+```shell
+mkdir -p site && printf '<h1>Hallo</h1><script>alert(1)</script>' > site/index.html
+docker run -p 127.0.0.1:{port}:8000 -v $PWD/site:/site python:3.6 python3 -u -m http.server 8000 --directory /site
+```
+
+<!-- workbook: probe=http://localhost:{port}/ contains=Hallo -->
+![Browser](./img/browser.png)
+");
+    let build = Book::new(CONTINUE, &chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let steps = steps(&build.html);
+    let probe = &steps[2];
+    assert!(
+        probe.contains(&format!("GET http://localhost:{port}/")) && probe.contains("200"),
+        "{probe}"
+    );
+    assert!(
+        probe.contains("<h1>Hallo</h1><script>alert(1)</script>"),
+        "the source is not shown: {probe}"
+    );
+    assert!(
+        build
+            .html
+            .contains("<iframe class=\"wb-http-page\" sandbox=\"\""),
+        "no sandboxed frame"
+    );
+    assert!(
+        !build.html.contains("<script>alert(1)"),
+        "the answer's script reached the page"
+    );
+    assert!(
+        !build.html.contains("<img"),
+        "the browser screenshot is left"
+    );
+    let left = docker(&["ps", "-aq", "--filter", &format!("publish={port}")]);
+    assert!(
+        left.trim().is_empty(),
+        "the server's container outlived the chapter"
+    );
+}
+
+#[test]
+fn bad_terminal_input_is_named() {
+    let cases = [
+        (
+            "<!-- workbook: terminal=t ready=\"never shows\" timeout=2 -->\n```shell\nsleep 30\n```\n",
+            "the ready pattern `never shows` did not show within 2 s",
+        ),
+        (
+            "<!-- workbook: probe=http://localhost:9/ timeout=1 -->\n",
+            "no answer from http://localhost:9/ within 1 s",
+        ),
+        (
+            "```shell\nexit\n```\n\n```shell\necho after\n```\n",
+            "the chapter's shell ended at an earlier step",
+        ),
+    ];
+    for (chapter, want) in cases {
+        let build = Book::new("on-failure = \"fail\"", chapter).build(&[]);
+        assert!(!build.success, "{chapter}");
+        assert!(
+            build.stderr.contains("chapter.md:") && build.stderr.contains(want),
+            "{chapter}: {}",
+            build.stderr
+        );
+    }
+}
+
+#[test]
+fn a_port_already_taken_is_a_rendered_failure_naming_the_container() {
+    // Case 9: the second server cannot have the port.
+    require_docker();
+    docker(&["pull", "-q", "ubuntu:14.04"]);
+    let port = free_port();
+    let chapter = format!(
+        "\
+```shell
+docker run -d --name workbook-test-first-{port} -p 127.0.0.1:{port}:80 ubuntu:14.04 sleep 60
+docker run -d -p 127.0.0.1:{port}:80 ubuntu:14.04 sleep 60
+```
+"
+    );
+    assert!(
+        !Book::new("on-failure = \"fail\"", &chapter)
+            .build(&[])
+            .success
+    );
+    let fail = Book::new(CONTINUE, &chapter).build(&[]);
+    let steps = steps(&fail.html);
+    assert!(
+        steps[1].contains("port is already allocated"),
+        "{}",
+        steps[1]
+    );
+    assert!(
+        fail.stderr.contains(&format!(
+            "chapter.md:3: `docker run -d -p 127.0.0.1:{port}:80"
+        )),
+        "{}",
+        fail.stderr
+    );
+    assert!(
+        fail.stderr.contains(&format!(
+            "port {port} is taken by container workbook-test-first-{port}"
+        )),
+        "{}",
+        fail.stderr
+    );
+    assert!(fail.html.contains(&format!(
+        "port {port} is taken by container workbook-test-first-{port}"
+    )));
+
+    let expected = Book::new(
+        "on-failure = \"fail\"",
+        &chapter.replace("```shell\n", "<!-- workbook: expect.2=125 -->\n```shell\n"),
+    )
+    .build(&[]);
+    assert!(
+        expected.success,
+        "declared as expected, it passes: {}",
+        expected.stderr
+    );
+}
+
+#[test]
+fn removing_nothing_exits_1_and_is_shown_honestly() {
+    // Case 10, on a daemon declared dedicated: the listing is empty.
+    require_docker();
+    let chapter = "```shell\ndocker rmi $(docker images -q --filter reference=nothing-here)\n```\n";
+    assert!(
+        !Book::new("on-failure = \"fail\"\ndedicated-daemon = true", chapter)
+            .build(&[])
+            .success
+    );
+    let shown = Book::new(
+        "on-failure = \"continue\"\ndedicated-daemon = true",
+        chapter,
+    )
+    .build(&[]);
+    assert!(
+        steps(&shown.html)[0].contains("requires at least 1 argument"),
+        "{:?}",
+        steps(&shown.html)
+    );
+    assert!(shown.html.contains("wb-step wb-failed"));
+    let ok = Book::new(
+        "on-failure = \"fail\"\ndedicated-daemon = true",
+        &format!("<!-- workbook: expect=1 -->\n{chapter}"),
+    )
+    .build(&[]);
+    assert!(ok.success, "{}", ok.stderr);
+    assert!(steps(&ok.html)[0].contains("requires at least 1 argument"));
+}
