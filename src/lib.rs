@@ -9,6 +9,7 @@
 pub mod chapter;
 pub mod config;
 pub mod docker;
+pub mod findings;
 pub mod preprocessor;
 pub mod record;
 pub mod render;

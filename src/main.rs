@@ -23,6 +23,19 @@ struct Cli {
 enum Command {
     /// Tells mdBook whether a renderer is supported (always: the output is Markdown).
     Supports { renderer: String },
+    /// Runs a sheet as it stands, the way a student follows it, and reports
+    /// every step that fails. Exits 1 when there are findings.
+    Findings {
+        /// The sheet, a Markdown file.
+        sheet: std::path::PathBuf,
+        /// A book whose `[preprocessor.workbook]` settings (repositories,
+        /// Docker client, timeout) apply.
+        #[arg(long)]
+        book: Option<std::path::PathBuf>,
+        /// The daemon belongs to this run alone, so "remove all" commands run.
+        #[arg(long)]
+        dedicated: bool,
+    },
     /// Removes Docker objects that killed runs of this tool left behind; runs still going are not touched.
     Clean {
         /// The Docker client to use.
@@ -79,6 +92,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Supports { renderer }) => {
             let supported = Workbook.supports_renderer(&renderer)?;
             Ok(if supported {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Findings {
+            sheet,
+            book,
+            dedicated,
+        }) => {
+            let (settings, root) = match &book {
+                Some(dir) => {
+                    let config =
+                        mdbook_preprocessor::config::Config::from_disk(dir.join("book.toml"))
+                            .with_context(|| {
+                                format!("reading {}", dir.join("book.toml").display())
+                            })?;
+                    (
+                        mdbook_workbook::config::Settings::from_book(&config)?,
+                        dir.clone(),
+                    )
+                }
+                None => (
+                    mdbook_workbook::config::Settings::default(),
+                    std::path::PathBuf::from("."),
+                ),
+            };
+            let report = mdbook_workbook::findings::run(&sheet, &settings, &root, dedicated)?;
+            let name = sheet.display().to_string();
+            print!("{}", mdbook_workbook::findings::format(&name, &report));
+            Ok(if report.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

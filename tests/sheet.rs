@@ -44,14 +44,67 @@ fn rows_of_stars(text: &str) -> usize {
         .count()
 }
 
-#[test]
-fn sheet_renders_real_transcripts() {
+/// Both tests remove all containers and images, so they take turns.
+static DAEMON: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn require_dedicated() {
     assert_eq!(
         std::env::var("WORKBOOK_DEDICATED_DAEMON").as_deref(),
         Ok("1"),
         "this test runs the sheet's `docker rmi $(docker images -aq)`; run it only against a daemon that belongs to the tests, with WORKBOOK_DEDICATED_DAEMON=1"
     );
     require_docker();
+}
+
+#[test]
+fn findings_on_the_original_sheet_name_what_a_student_hits() {
+    require_dedicated();
+    let _turn = DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdbook-workbook"))
+        .arg("findings")
+        .arg(repo.join("tests/fixtures/06.2-docker-advanced.original.md"))
+        .arg("--book")
+        .arg(repo.join("book"))
+        .arg("--dedicated")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+
+    let at = |line: usize, text: &str| {
+        let head = format!("original.md:{line}: `");
+        let start = report
+            .find(&head)
+            .unwrap_or_else(|| panic!("no finding at line {line}:\n{report}"));
+        let rest = &report[start + head.len()..];
+        let end = rest.find("\ntests/").unwrap_or(rest.len());
+        assert!(
+            rest[..end].contains(text),
+            "line {line} does not say `{text}`:\n{}",
+            &rest[..end]
+        );
+    };
+    at(101, "No such container: d239");
+    at(251, "invalid spec: :/mounted");
+    at(254, "cannot touch 'mounted/testfile'");
+    at(323, "CTRL+C did not end the program");
+    at(337, "CTRL+C did not end the program");
+    for fine in [
+        ":40: `docker pull",
+        ":140: `git clone",
+        ":170: `docker build",
+        ":401: `docker build",
+    ] {
+        assert!(!report.contains(fine), "`{fine}` is reported:\n{report}");
+    }
+}
+
+#[test]
+fn sheet_renders_real_transcripts() {
+    require_dedicated();
+    let _turn = DAEMON.lock().unwrap_or_else(|e| e.into_inner());
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();

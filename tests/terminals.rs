@@ -266,3 +266,37 @@ fn removing_nothing_exits_1_and_is_shown_honestly() {
     assert!(ok.success, "{}", ok.stderr);
     assert!(steps(&ok.html)[0].contains("requires at least 1 argument"));
 }
+
+#[test]
+fn findings_run_a_sheet_as_written_and_report_what_fails() {
+    require_docker();
+    docker(&["pull", "-q", "ubuntu:14.04"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = dir.path().join("sheet.md");
+    let md = "# Blatt\n\n```shell\ndocker run -it ubuntu:14.04 /bin/bash\n```\n\n```shell\nmkdir /TEST\nexit\n```\n\n```shell\ndocker start d239    # Your container id instead\ncd <YOUR_PATH>\n```\n\n```shell\n...\nmakePyramid $1\n```\n";
+    std::fs::write(&sheet, md).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdbook-workbook"))
+        .arg("findings")
+        .arg(&sheet)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("1 finding(s)"), "{report}");
+    assert!(
+        report.contains("sheet.md:13: `docker start d239")
+            && report.contains("No such container: d239"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("mkdir") && !report.contains("makePyramid"),
+        "{report}"
+    );
+}

@@ -226,7 +226,9 @@ impl Terminal {
 
         let end = self.wait(start_row, statuses_before, wait, started + timeout);
         let end = match end {
-            TypedEnd::Ready if wait.interrupt => {
+            // Without a ready pattern, a program that went quiet is taken
+            // to be ready.
+            TypedEnd::Ready | TypedEnd::Waiting if wait.interrupt => {
                 // A student reads what the program printed before pressing
                 // CTRL+C: let it finish starting up first.
                 self.wait_quiet(Duration::from_secs(10));
