@@ -28,8 +28,8 @@ fn copy(from: &Path, to: &Path) {
 
 /// The step whose command line is exactly `command`, as text.
 fn step<'a>(steps: &'a [String], command: &str) -> Vec<&'a String> {
-    // The chapter's shell shows `$`; a root terminal's prompt ends in `#`.
-    let needles = [format!("$ {command}\n"), format!("# {command}\n")];
+    // The chapter's shell and the terminals both show `$` before a command.
+    let needles = [format!("$ {command}\n")];
     let found: Vec<&String> = steps
         .iter()
         .filter(|s| needles.iter().any(|n| s.contains(n)))

@@ -225,7 +225,7 @@ fn transcript_view(
     replaces: Option<&str>,
     steps: Vec<Value>,
 ) -> Value {
-    let ran = steps.iter().any(|s| s["ran"] == true);
+    let ran = steps.iter().any(|s| s["verified"] == true);
     let only_files = steps.iter().all(|s| s["file"] == true);
     json!({
         "labels": labels,

@@ -108,6 +108,7 @@ pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Va
         "state": state,
         "file": is_file,
         "ran": ran && record.http.is_none(),
+        "verified": ran,
         "screen": record.terminal.is_some(),
         "terminal": record.terminal,
         "http": record.http.as_ref().map(|r| http_view(record, r, labels)),

@@ -108,7 +108,7 @@ impl Terminal {
         // (a nested shell, say) keep their own prompt.
         let rc = ctl.join(format!("terminal-{}.rc", name.replace(['/', ' '], "_")));
         let startup = format!(
-            "PS1='\\w\\$ '\nPROMPT_COMMAND='printf \"\\033]2;{STATUS_TITLE}%s\\007\" \"$?\"'\n"
+            "PS1='\\w$ '\nPROMPT_COMMAND='printf \"\\033]2;{STATUS_TITLE}%s\\007\" \"$?\"'\n"
         );
         std::fs::write(&rc, startup).with_context(|| format!("writing {}", rc.display()))?;
 
@@ -395,12 +395,7 @@ mod tests {
     }
 
     fn prompt() -> &'static str {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            "~# "
-        } else {
-            "~$ "
-        }
+        "~$ "
     }
 
     #[test]
