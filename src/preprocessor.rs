@@ -142,17 +142,7 @@ pub fn run_chapter(
         errors.push(format!("{name}: {e:#}"));
     }
     if !errors.is_empty() {
-        for e in &errors {
-            tracing::error!("{e}");
-        }
-        let run = render::Run {
-            report: None,
-            errors: &errors,
-        };
-        return Ok((
-            render::chapter(&parsed, Some(&script), run, templates)?,
-            errors,
-        ));
+        return not_run(&parsed, &script, errors, templates);
     }
 
     let commands = script
@@ -168,15 +158,7 @@ pub fn run_chapter(
             let errors = vec![format!(
                 "{name}: the chapter's session could not start: {e:#}"
             )];
-            tracing::error!("{}", errors[0]);
-            let run = render::Run {
-                report: None,
-                errors: &errors,
-            };
-            return Ok((
-                render::chapter(&parsed, Some(&script), run, templates)?,
-                errors,
-            ));
+            return not_run(&parsed, &script, errors, templates);
         }
     };
     let report = session.run(&script, settings, name);
@@ -198,6 +180,26 @@ pub fn run_chapter(
     Ok((
         render::chapter(&parsed, Some(&script), run, templates)?,
         problems,
+    ))
+}
+
+/// The chapter with the reasons it did not run at its top.
+fn not_run(
+    parsed: &chapter::Chapter,
+    script: &script::Script,
+    errors: Vec<String>,
+    templates: &Templates,
+) -> Result<(String, Vec<String>)> {
+    for e in &errors {
+        tracing::error!("{e}");
+    }
+    let run = render::Run {
+        report: None,
+        errors: &errors,
+    };
+    Ok((
+        render::chapter(parsed, Some(script), run, templates)?,
+        errors,
     ))
 }
 
