@@ -139,6 +139,7 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                     ready: None,
                     interrupt,
                     contains: None,
+                    matches: None,
                     file_exists: None,
                 }),
             };
@@ -152,6 +153,7 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
             item,
             steps: first..script.steps.len(),
             note: None,
+            hidden: false,
         });
     }
     script

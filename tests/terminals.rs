@@ -17,7 +17,7 @@ fn an_interactive_container_is_typed_into_while_a_second_window_lists_it() {
     require_docker();
     docker(&["pull", "-q", "ubuntu:14.04"]);
     let chapter = "\
-<!-- workbook: terminal=eins -->
+<!-- workbook: open=eins -->
 ```shell
 docker run -it ubuntu:14.04 /bin/bash
 ```
@@ -32,7 +32,7 @@ docker container ls
 echo hallo > /datei; cat /datei
 ```
 
-<!-- workbook: bind=\"<ID>=container\" terminal=zwei contains=hallo -->
+<!-- workbook: bind=\"<ID>=container\" open=zwei contains=hallo -->
 ```shell
 docker exec -it <ID> cat /datei
 ```
@@ -90,7 +90,7 @@ fn a_foreground_server_is_stopped_with_ctrl_c_once_ready() {
     require_docker();
     docker(&["pull", "-q", "python:3.6"]);
     let chapter = "\
-<!-- workbook: terminal=server ready=\"Serving HTTP\" interrupt -->
+<!-- workbook: open=server ready=\"Serving HTTP\" interrupt -->
 ```shell
 docker run -it --rm python:3.6 python3 -m http.server 8000
 ```
@@ -112,7 +112,7 @@ fn a_background_server_is_probed_and_its_answer_shown_safely() {
     docker(&["pull", "-q", "python:3.6"]);
     let port = free_port();
     let chapter = format!("\
-<!-- workbook: terminal=server ready=\"Serving HTTP\" -->
+<!-- workbook: open=server ready=\"Serving HTTP\" -->
 ```shell
 mkdir -p site && printf '<h1>Hallo</h1><script>alert(1)</script>' > site/index.html
 docker run -p 127.0.0.1:{port}:8000 -v $PWD/site:/site python:3.6 python3 -u -m http.server 8000 --directory /site
@@ -158,7 +158,7 @@ docker run -p 127.0.0.1:{port}:8000 -v $PWD/site:/site python:3.6 python3 -u -m 
 fn bad_terminal_input_is_named() {
     let cases = [
         (
-            "<!-- workbook: terminal=t ready=\"never shows\" timeout=2 -->\n```shell\nsleep 30\n```\n",
+            "<!-- workbook: open=t ready=\"never shows\" timeout=2 -->\n```shell\nsleep 30\n```\n",
             "the ready pattern `never shows` did not show within 2 s",
         ),
         (
@@ -298,5 +298,35 @@ fn findings_run_a_sheet_as_written_and_report_what_fails() {
     assert!(
         !report.contains("mkdir") && !report.contains("makePyramid"),
         "{report}"
+    );
+}
+
+#[test]
+fn typing_into_a_terminal_that_ended_is_an_error() {
+    let chapter = "<!-- workbook: open=t -->\n```shell\nexit\n```\n\n<!-- workbook: terminal=t -->\n```shell\nexit\n```\n";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(
+        build
+            .stderr
+            .contains("chapter.md:8: `exit`: terminal `t` has ended"),
+        "{}",
+        build.stderr
+    );
+}
+
+#[test]
+fn hidden_checks_show_only_when_they_fail() {
+    let chapter = "```shell\ntouch da\n```\n\n<!-- workbook: hidden matches=\"^da$\" -->\n```shell\nls\n```\n\n<!-- workbook: hidden file-exists=fehlt -->\n```shell\necho unsichtbar\n```\n";
+    let build = Book::new(CONTINUE, chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let steps = steps(&build.html);
+    assert_eq!(steps.len(), 2, "a passing hidden check is shown: {steps:?}");
+    assert!(
+        steps[1].contains("echo unsichtbar") && build.html.contains("fehlt"),
+        "{steps:?}"
+    );
+    assert!(
+        !build.html.contains("language-shell\">ls"),
+        "the hidden block's code is on the page"
     );
 }

@@ -40,8 +40,12 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
     ),
     ("note", "a visible note (Hinweis) shown with the next block"),
     (
+        "open",
+        "open a named terminal (a pseudo-terminal) and type the command into it",
+    ),
+    (
         "terminal",
-        "type the command into this named terminal (a pseudo-terminal), opened on first use",
+        "type the command into a named terminal that an earlier `open` opened",
     ),
     (
         "ready",
@@ -54,6 +58,11 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
     (
         "contains",
         "text the output (or a probe's body) must contain",
+    ),
+    ("matches", "a regular expression the output must match"),
+    (
+        "hidden",
+        "a check the reader need not see: the block shows only if it fails",
     ),
     (
         "file-exists",
@@ -138,7 +147,7 @@ pub fn parse(body: &str) -> Result<Directive> {
             let known: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
             bail!("unknown key `{key}` (known keys: {})", known.join(", "));
         }
-        if value.is_none() && key != "skip" && key != "interrupt" {
+        if value.is_none() && !["skip", "interrupt", "hidden"].contains(&key.as_str()) {
             bail!("key `{key}` needs a value, as in `{key}=...`");
         }
         settings.push(Setting { key, suffix, value });

@@ -129,6 +129,30 @@ pub fn chapter(
             .collect();
         for block in &script.blocks {
             let item = &chapter.items[block.item];
+            if block.hidden {
+                // A check the reader need not see shows only when it fails.
+                let failed = block
+                    .steps
+                    .clone()
+                    .any(|s| records.get(s).is_some_and(|r| !r.is_ok()));
+                let views: Vec<Value> = block
+                    .steps
+                    .clone()
+                    .filter_map(|s| records.get(s))
+                    .map(|r| step_view(r, script, &labels))
+                    .collect();
+                let html = if failed && !views.is_empty() {
+                    format!(
+                        "\n{}\n\n",
+                        templates
+                            .render("transcript", &transcript_view(&labels, None, None, views))?
+                    )
+                } else {
+                    String::new()
+                };
+                edits.push((item.range.clone(), html));
+                continue;
+            }
             let mut html = String::new();
             if let Some(note) = &block.note {
                 html.push_str(&templates.render(

@@ -5,7 +5,7 @@ pub mod guard;
 pub mod probe;
 pub mod split;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -65,6 +65,8 @@ pub struct Command {
     pub interrupt: bool,
     /// Text the output must contain.
     pub contains: Option<String>,
+    /// A pattern the output must match.
+    pub matches: Option<String>,
     /// A path, relative to the chapter's shell, that must exist afterwards.
     pub file_exists: Option<String>,
     /// Placeholders whose values come from the session when the command runs.
@@ -125,6 +127,9 @@ pub struct BlockPlan {
     pub item: usize,
     pub steps: std::ops::Range<usize>,
     pub note: Option<String>,
+    /// A check the reader need not see: the block and its transcript stay
+    /// off the page unless a step fails.
+    pub hidden: bool,
 }
 
 /// A screenshot to replace with some steps' records.
@@ -169,6 +174,7 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
     let mut script = Script::default();
     let mut problems: Vec<String> = Vec::new();
     let mut bindings: BTreeMap<String, Source> = BTreeMap::new();
+    let mut terminals: BTreeSet<String> = BTreeSet::new();
     let mut pending: Option<(&Directive, usize, usize)> = None;
     let placeholder = Regex::new(r"<[A-Z][A-Z0-9_-]*>").expect("static regex");
     let name = &chapter.name;
@@ -210,7 +216,15 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
                 let line = directive.map_or(item.line, |(_, l, _)| l);
                 let writes_file = d.is_some_and(|d| d.has("file") || d.has("edit"));
                 let result = if SHELL_LANGS.contains(&block.lang.as_str()) && !writes_file {
-                    shell_block(&mut script, index, block, d, &bindings, &placeholder)
+                    shell_block(
+                        &mut script,
+                        index,
+                        block,
+                        d,
+                        &bindings,
+                        &placeholder,
+                        &mut terminals,
+                    )
                 } else {
                     file_block(&mut script, index, block, d)
                 };
@@ -269,6 +283,7 @@ fn shell_block(
     d: Option<&Directive>,
     bindings: &BTreeMap<String, Source>,
     placeholder: &Regex,
+    terminals: &mut BTreeSet<String>,
 ) -> Result<()> {
     const KEYS: &[&str] = &[
         "expect",
@@ -280,7 +295,10 @@ fn shell_block(
         "ready",
         "interrupt",
         "contains",
+        "matches",
         "file-exists",
+        "open",
+        "hidden",
     ];
     let settings = d.map(|d| d.settings.as_slice()).unwrap_or_default();
     if let Some(bad) = settings.iter().find(|s| !KEYS.contains(&s.key.as_str())) {
@@ -320,6 +338,16 @@ fn shell_block(
                 "skip" => c.skip = Some(value.to_string()),
                 "timeout" => c.timeout = Some(parse_seconds("timeout", value)?),
                 "terminal" => c.terminal = Some(value.to_string()),
+                "open" => {
+                    c.terminal = Some(value.to_string());
+                    c.open = true;
+                }
+                "matches" => {
+                    Regex::new(value).map_err(|e| {
+                        anyhow::anyhow!("directive: `matches`: not a valid pattern: {e}")
+                    })?;
+                    c.matches = Some(value.to_string());
+                }
                 "ready" => {
                     Regex::new(value).map_err(|e| {
                         anyhow::anyhow!("directive: `ready`: not a valid pattern: {e}")
@@ -336,9 +364,25 @@ fn shell_block(
 
     for (n, line) in lines.iter().enumerate() {
         let c = &per[n];
+        if c.skip.is_none()
+            && let Some(name) = &c.terminal
+        {
+            let known = terminals.contains(name);
+            if c.open && known {
+                bail!(
+                    "directive: terminal `{name}` is already open; type into it with `terminal={name}`"
+                );
+            }
+            if !c.open && !known {
+                bail!(
+                    "directive: terminal `{name}` does not exist; open it with `open={name}` on the command that starts it"
+                );
+            }
+            terminals.insert(name.clone());
+        }
         if (c.ready.is_some() || c.interrupt) && c.terminal.is_none() {
             bail!(
-                "directive: `ready` and `interrupt` need a terminal: add `terminal=NAME` for command {}",
+                "directive: `ready` and `interrupt` need a terminal: add `open=NAME` or `terminal=NAME` for command {}",
                 n + 1
             );
         }
@@ -381,7 +425,7 @@ fn shell_block(
         } else if c.terminal.is_none() && guard::needs_terminal(&run) {
             StepKind::Refuse {
                 text,
-                reason: "this command asks for an interactive terminal (`-i`/`-t`): run it on a named terminal with `<!-- workbook: terminal=NAME -->`, or skip it with `skip=\"why\"`".into(),
+                reason: "this command asks for an interactive terminal (`-i`/`-t`): run it on a named terminal with `<!-- workbook: open=NAME -->`, or skip it with `skip=\"why\"`".into(),
             }
         } else {
             StepKind::Command(Command {
@@ -393,6 +437,7 @@ fn shell_block(
                 ready: c.ready.clone(),
                 interrupt: c.interrupt,
                 contains: c.contains.clone(),
+                matches: c.matches.clone(),
                 file_exists: c.file_exists.clone(),
                 binds: dynamic,
             })
@@ -405,10 +450,12 @@ fn shell_block(
     }
 
     let note = d.and_then(|d| d.get("note")).map(str::to_string);
+    let hidden = d.is_some_and(|d| d.has("hidden"));
     script.blocks.push(BlockPlan {
         item,
         steps: first..script.steps.len(),
         note,
+        hidden,
     });
     Ok(())
 }
@@ -423,7 +470,9 @@ struct PerCommand {
     ready: Option<String>,
     interrupt: bool,
     contains: Option<String>,
+    matches: Option<String>,
     file_exists: Option<String>,
+    open: bool,
 }
 
 impl Default for PerCommand {
@@ -436,7 +485,9 @@ impl Default for PerCommand {
             ready: None,
             interrupt: false,
             contains: None,
+            matches: None,
             file_exists: None,
+            open: false,
         }
     }
 }
@@ -491,6 +542,7 @@ fn probe_step(script: &mut Script, item: usize, line: usize, d: &Directive) -> R
         item,
         steps: first..first + 1,
         note,
+        hidden: false,
     });
     Ok(())
 }
@@ -567,6 +619,7 @@ fn file_block(
         item,
         steps: first..first + 1,
         note,
+        hidden: false,
     });
     Ok(())
 }
@@ -772,6 +825,18 @@ mod tests {
             (
                 "<!-- workbook: probe=http://10.0.0.1/ -->\n",
                 "only servers on this machine",
+            ),
+            (
+                "<!-- workbook: terminal=nope -->\n```shell\nls\n```\n",
+                "terminal `nope` does not exist; open it with `open=nope`",
+            ),
+            (
+                "<!-- workbook: open=a -->\n```shell\nls\n```\n\n<!-- workbook: open=a -->\n```shell\nls\n```\n",
+                "c.md:6: directive: terminal `a` is already open",
+            ),
+            (
+                "<!-- workbook: matches=\"(\" -->\n```shell\nls\n```\n",
+                "`matches`: not a valid pattern",
             ),
         ];
         for (md, want) in cases {

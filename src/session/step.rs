@@ -179,7 +179,8 @@ impl Session {
         };
         if record.output.contains("the input device is not a TTY") {
             record.problem = Some(
-                "the command needs a terminal (`-i`/`-t`): run it with `terminal=NAME`".into(),
+                "the command needs a terminal (`-i`/`-t`): run it on a terminal with `open=NAME`"
+                    .into(),
             );
         }
     }
@@ -368,6 +369,14 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
         && !record.output.contains(text)
     {
         return Some(format!("the output does not contain `{text}`"));
+    }
+    if let Some(pattern) = &command.matches {
+        let text = String::from_utf8_lossy(&record.output.head).to_string()
+            + &String::from_utf8_lossy(&record.output.tail);
+        // `^` and `$` stand for the start and end of a line of output.
+        if !Regex::new(&format!("(?m){pattern}")).is_ok_and(|re| re.is_match(&text)) {
+            return Some(format!("the output does not match `{pattern}`"));
+        }
     }
     if let Some(path) = &command.file_exists
         && !cwd.join(path).exists()
