@@ -151,7 +151,7 @@ impl Session {
                 "not run: the chapter's shell ended at an earlier step".into(),
             );
         }
-        let ran = match self.shell.run(&record.command, &[], timeout) {
+        let ran = match self.shell.run(&record.command, timeout) {
             Ok(ran) => ran,
             Err(e) => return fail(record, format!("{e:#}")),
         };

@@ -135,8 +135,8 @@ impl Shell {
         self.child.id()
     }
 
-    /// Runs one command line in the shell, with `env` exported for it.
-    pub fn run(&mut self, command: &str, env: &[(&str, String)], timeout: Duration) -> Result<Ran> {
+    /// Runs one command line in the shell.
+    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<Ran> {
         if !self.alive {
             bail!("the chapter's shell has ended, so the command cannot run");
         }
@@ -152,15 +152,11 @@ impl Shell {
         let capture = Arc::new(Mutex::new(Capture::default()));
         let drained = spawn_reader(&fifo, Arc::clone(&capture));
 
-        let mut line = String::new();
-        for (key, value) in env {
-            line.push_str(&format!("export {key}={}; ", quote(value)));
-        }
-        line.push_str(&format!(
+        let line = format!(
             ". {} >{} 2>&1 </dev/null 3>&-; printf '%s\\t%s\\t%s\\n' {n} \"$?\" \"$PWD\" >&3\n",
             quote(&script.to_string_lossy()),
             quote(&fifo.to_string_lossy()),
-        ));
+        );
 
         let started = Instant::now();
         let mut end = match self
@@ -405,15 +401,13 @@ mod tests {
     fn state_carries_over_and_streams_keep_their_order() {
         let (dir, mut sh) = shell();
         let t = Duration::from_secs(10);
-        let ran = sh.run("mkdir sub && cd sub && X=42", &[], t).unwrap();
+        let ran = sh.run("mkdir sub && cd sub && X=42", t).unwrap();
         assert_eq!(ran.end, End::Exited(0));
-        let ran = sh
-            .run("echo out; echo err >&2; echo $X; pwd", &[], t)
-            .unwrap();
+        let ran = sh.run("echo out; echo err >&2; echo $X; pwd", t).unwrap();
         let want = format!("out\nerr\n42\n{}\n", dir.path().join("sub").display());
         assert_eq!(String::from_utf8_lossy(&ran.output.head), want);
         assert_eq!(ran.cwd_before, dir.path().join("sub"));
-        assert_eq!(sh.run("exit 3", &[], t).unwrap().end, End::ShellEnded);
+        assert_eq!(sh.run("exit 3", t).unwrap().end, End::ShellEnded);
         assert!(!sh.is_alive());
     }
 
@@ -421,13 +415,13 @@ mod tests {
     fn exit_status_and_stdin_are_the_commands_own() {
         let (_dir, mut sh) = shell();
         let t = Duration::from_secs(10);
-        assert_eq!(sh.run("false", &[], t).unwrap().end, End::Exited(1));
-        let ran = sh.run("cat; echo after", &[], t).unwrap();
+        assert_eq!(sh.run("false", t).unwrap().end, End::Exited(1));
+        let ran = sh.run("cat; echo after", t).unwrap();
         assert_eq!(ran.output.head, b"after\n");
-        let ran = sh.run("if then", &[], t).unwrap();
+        let ran = sh.run("if then", t).unwrap();
         assert_eq!(ran.end, End::Exited(2));
         assert_eq!(
-            sh.run("echo still here", &[], t).unwrap().output.head,
+            sh.run("echo still here", t).unwrap().output.head,
             b"still here\n"
         );
     }
@@ -452,10 +446,7 @@ mod tests {
         assert!(ran.duration < Duration::from_secs(10));
         assert!(sh.is_alive());
         assert_eq!(
-            sh.run("pwd", &[], Duration::from_secs(5))
-                .unwrap()
-                .output
-                .head,
+            sh.run("pwd", Duration::from_secs(5)).unwrap().output.head,
             b"/\n"
         );
     }
@@ -468,6 +459,6 @@ mod tests {
             .unwrap();
         assert_eq!(ran.end, End::TimedOut);
         assert!(!sh.is_alive());
-        assert!(sh.run("echo", &[], Duration::from_secs(1)).is_err());
+        assert!(sh.run("echo", Duration::from_secs(1)).is_err());
     }
 }
