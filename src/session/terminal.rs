@@ -432,7 +432,6 @@ mod tests {
         let ran = sh
             .run(
                 "cd /; echo started; sleep 30 | cat",
-                &[],
                 Duration::from_millis(500),
             )
             .unwrap();
