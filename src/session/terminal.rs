@@ -454,7 +454,7 @@ mod tests {
     fn a_busy_builtin_loop_costs_the_shell() {
         let (_dir, mut sh) = shell();
         let ran = sh
-            .run("while :; do :; done", &[], Duration::from_millis(300))
+            .run("while :; do :; done", Duration::from_millis(300))
             .unwrap();
         assert_eq!(ran.end, End::TimedOut);
         assert!(!sh.is_alive());
