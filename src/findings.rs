@@ -95,7 +95,17 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
 
             let mut terminal = None;
             let mut interrupt = false;
-            if guard::needs_terminal(&code) {
+            // `docker run -it IMAGE bash` starts a shell to type into;
+            // `docker run -it IMAGE server` starts a program that runs.
+            let starts_shell = code.split_whitespace().any(|w| {
+                matches!(
+                    w.rsplit('/').next().unwrap_or(w),
+                    "bash" | "sh" | "zsh" | "ash" | "dash"
+                )
+            });
+            let interactive =
+                guard::needs_terminal(&code) && (starts_shell || !code.starts_with("docker run"));
+            if interactive {
                 let window = idle.take().unwrap_or_else(|| {
                     windows += 1;
                     format!("fenster{windows}")
@@ -103,7 +113,7 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                 inside = Some(window.clone());
                 terminal = Some(window);
             } else if code.starts_with("docker run")
-                && !code.contains(" -d")
+                && !code.contains(" -d ")
                 && !code.contains("--detach")
             {
                 windows += 1;
@@ -233,7 +243,7 @@ mod tests {
 
     #[test]
     fn commands_go_to_the_window_a_student_would_use() {
-        let md = "```shell\ndocker pull x\n```\n```shell\ndocker run -it ubuntu bash\n```\n```shell\ndocker container ls\n```\n```shell\nmkdir /TEST\nexit\n```\n```shell\ndocker exec -it d239 bash\nls\n```\n```shell\ndocker run web\nexit\ndocker rm $(docker ps -aq)\n```\n";
+        let md = "```shell\ndocker pull x\n```\n```shell\ndocker run -it ubuntu bash\n```\n```shell\ndocker container ls\n```\n```shell\nmkdir /TEST\nexit\n```\n```shell\ndocker exec -it d239 bash\nls\n```\n```shell\ndocker run web\nexit\ndocker rm $(docker ps -aq)\n```\n```shell\ndocker run -it --rm -p 8000:8000 py python3 -m http.server\ncat /nope\n```\n";
         let parsed = chapter::parse("c.md", md).unwrap();
         let script = verbatim_script(&parsed, false);
         let got: Vec<String> = script
@@ -263,6 +273,8 @@ mod tests {
                 "fenster2 docker run web ^C",
                 "fenster1 exit",
                 "skip docker rm $(docker ps -aq)",
+                "fenster3 docker run -it --rm -p 8000:8000 py python3 -m http.server ^C",
+                "host cat /nope",
             ]
         );
     }

@@ -14,6 +14,18 @@ pub fn to_html(bytes: &[u8]) -> String {
     screen.finish()
 }
 
+/// The text a reader sees in terminal output, without markup: what checks
+/// such as `contains` compare against.
+pub fn to_text(bytes: &[u8]) -> String {
+    let mut screen = Screen {
+        plain: true,
+        ..Screen::default()
+    };
+    let mut parser = Parser::new();
+    parser.advance(&mut screen, bytes);
+    screen.finish()
+}
+
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
 struct Style {
     fg: Option<u8>,
@@ -53,10 +65,20 @@ struct Screen {
     line: Vec<(Style, char)>,
     style: Style,
     pending_cr: bool,
+    /// Text only: no spans, no escaping, newlines as `\n`.
+    plain: bool,
 }
 
 impl Screen {
     fn flush_line(&mut self) {
+        if self.plain {
+            let line: String = std::mem::take(&mut self.line)
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect();
+            self.done.push_str(&line);
+            return;
+        }
         let mut current = Style::default();
         let mut open = false;
         for (style, ch) in std::mem::take(&mut self.line) {
@@ -112,7 +134,7 @@ impl Perform for Screen {
             b'\n' => {
                 self.pending_cr = false;
                 self.flush_line();
-                self.done.push_str("&#10;");
+                self.done.push_str(if self.plain { "\n" } else { "&#10;" });
             }
             b'\r' => self.pending_cr = true,
             b'\t' => self.print('\t'),
@@ -181,6 +203,14 @@ impl Perform for Screen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_is_what_the_reader_sees() {
+        assert_eq!(
+            to_text(b"\x1b[31mr\x1b[0mot\r\nb\r\n10%\r100%\n<a>"),
+            "rot\nb\n100%\n<a>"
+        );
+    }
 
     #[test]
     fn converts_terminal_bytes() {

@@ -250,12 +250,13 @@ fn transcript_view(
     steps: Vec<Value>,
 ) -> Value {
     let ran = steps.iter().any(|s| s["verified"] == true);
+    let failed = steps.iter().any(|s| s["state"] == "failed");
     let only_files = steps.iter().all(|s| s["file"] == true);
     json!({
         "labels": labels,
         "caption": caption,
         "replaces": replaces,
-        "caption_note": if ran { labels.replaces } else { labels.not_verified },
+        "caption_note": if failed { labels.check_failed } else if ran { labels.replaces } else { labels.not_verified },
         "only_files": only_files,
         "steps": steps,
     })

@@ -129,21 +129,33 @@ pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Va
 /// A probe's answer: HTML both as a sandboxed page without scripts and as
 /// escaped source, JSON pretty-printed, anything else as text.
 fn http_view(record: &Record, response: &crate::session::http::Response, labels: &Labels) -> Value {
-    let body = String::from_utf8_lossy(&response.body);
-    let kind = if response.content_type.contains("html") {
+    const SHOWN: usize = 64 * 1024;
+    let textual = ["text/", "json", "xml", "html", "javascript"]
+        .iter()
+        .any(|t| response.content_type.contains(t))
+        && !response.body.contains(&0);
+    let kind = if !textual {
+        "binary"
+    } else if response.content_type.contains("html") {
         "html"
     } else if response.content_type.contains("json") {
         "json"
     } else {
         "text"
     };
-    let shown = match kind {
+    let body =
+        String::from_utf8_lossy(&response.body[..response.body.len().min(SHOWN)]).to_string();
+    let mut shown = match kind {
+        "binary" => format!("({}, {})", labels.binary, bytes(response.body.len() as u64)),
         "json" => serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| body.to_string()),
-        _ => body.to_string(),
+            .unwrap_or_else(|| body.clone()),
+        _ => body.clone(),
     };
+    if textual && response.body.len() > SHOWN {
+        shown.push_str(&format!("\n… ({})", bytes(response.body.len() as u64)));
+    }
     json!({
         "request": escape(&record.command),
         "status": response.status,

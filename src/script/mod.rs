@@ -174,7 +174,7 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
     let mut script = Script::default();
     let mut problems: Vec<String> = Vec::new();
     let mut bindings: BTreeMap<String, Source> = BTreeMap::new();
-    let mut terminals: BTreeSet<String> = BTreeSet::new();
+    let mut terminals = Terminals::default();
     let mut pending: Option<(&Directive, usize, usize)> = None;
     let placeholder = Regex::new(r"<[A-Z][A-Z0-9_-]*>").expect("static regex");
     let name = &chapter.name;
@@ -283,7 +283,7 @@ fn shell_block(
     d: Option<&Directive>,
     bindings: &BTreeMap<String, Source>,
     placeholder: &Regex,
-    terminals: &mut BTreeSet<String>,
+    terminals: &mut Terminals,
 ) -> Result<()> {
     const KEYS: &[&str] = &[
         "expect",
@@ -338,9 +338,11 @@ fn shell_block(
                 "skip" => c.skip = Some(value.to_string()),
                 "timeout" => c.timeout = Some(parse_seconds("timeout", value)?),
                 "terminal" => c.terminal = Some(value.to_string()),
+                // `open` on a block opens the terminal with its first
+                // command; the others are typed into it.
                 "open" => {
                     c.terminal = Some(value.to_string());
-                    c.open = true;
+                    c.open = s.suffix.is_some() || t == 0;
                 }
                 "matches" => {
                     Regex::new(value).map_err(|e| {
@@ -355,6 +357,9 @@ fn shell_block(
                     c.ready = Some(value.to_string());
                 }
                 "interrupt" => c.interrupt = true,
+                "contains" if value.is_empty() => {
+                    bail!("directive: `contains` needs the text to look for")
+                }
                 "contains" => c.contains = Some(value.to_string()),
                 "file-exists" => c.file_exists = Some(value.to_string()),
                 _ => {}
@@ -364,10 +369,21 @@ fn shell_block(
 
     for (n, line) in lines.iter().enumerate() {
         let c = &per[n];
+        if c.skip.is_some()
+            && c.open
+            && let Some(name) = &c.terminal
+        {
+            terminals.skipped.insert(name.clone());
+        }
         if c.skip.is_none()
             && let Some(name) = &c.terminal
         {
-            let known = terminals.contains(name);
+            let known = terminals.open.contains(name);
+            if !c.open && !known && terminals.skipped.contains(name) {
+                bail!(
+                    "directive: terminal `{name}` is opened by a command that is skipped; skip this command too"
+                );
+            }
             if c.open && known {
                 bail!(
                     "directive: terminal `{name}` is already open; type into it with `terminal={name}`"
@@ -378,7 +394,7 @@ fn shell_block(
                     "directive: terminal `{name}` does not exist; open it with `open={name}` on the command that starts it"
                 );
             }
-            terminals.insert(name.clone());
+            terminals.open.insert(name.clone());
         }
         if (c.ready.is_some() || c.interrupt) && c.terminal.is_none() {
             bail!(
@@ -458,6 +474,14 @@ fn shell_block(
         hidden,
     });
     Ok(())
+}
+
+/// The terminals a chapter opens, in the order its blocks do.
+#[derive(Debug, Default)]
+struct Terminals {
+    open: BTreeSet<String>,
+    /// Terminals whose opening command is skipped.
+    skipped: BTreeSet<String>,
 }
 
 /// Settings of one command of a block.
@@ -838,11 +862,34 @@ mod tests {
                 "<!-- workbook: matches=\"(\" -->\n```shell\nls\n```\n",
                 "`matches`: not a valid pattern",
             ),
+            (
+                "<!-- workbook: contains=\"\" -->\n```shell\nls\n```\n",
+                "`contains` needs the text to look for",
+            ),
+            (
+                "<!-- workbook: open=s skip=\"later\" -->\n```shell\nbash\n```\n\n<!-- workbook: terminal=s -->\n```shell\nls\n```\n",
+                "terminal `s` is opened by a command that is skipped",
+            ),
         ];
         for (md, want) in cases {
             let err = script(md).unwrap_err().to_string();
             assert!(err.contains(want), "{md:?}: {err}");
         }
+    }
+
+    #[test]
+    fn open_on_a_block_opens_with_its_first_command() {
+        let s = script("<!-- workbook: open=t -->\n```shell\ndocker run -it x bash\nls\n```\n")
+            .unwrap();
+        let terminals: Vec<Option<String>> = s
+            .steps
+            .iter()
+            .map(|st| match &st.kind {
+                StepKind::Command(c) => c.terminal.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(terminals, [Some("t".to_string()), Some("t".to_string())]);
     }
 
     #[test]

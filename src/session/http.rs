@@ -63,8 +63,17 @@ fn get(target: &Target) -> Result<Response> {
     stream
         .take(MAX_BODY + 64 * 1024)
         .read_to_end(&mut raw)
-        .context("reading the answer")?;
+        .map_err(read_error)?;
     parse(&raw)
+}
+
+fn read_error(e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            anyhow::anyhow!("the server took the request but sent no complete answer within 10 s")
+        }
+        _ => anyhow::Error::new(e).context("reading the answer"),
+    }
 }
 
 fn parse(raw: &[u8]) -> Result<Response> {

@@ -61,6 +61,27 @@ pub struct Wait {
     pub interrupt: bool,
 }
 
+/// Starts the emulator's screen afresh when the cursor is past half of it,
+/// so a step never runs out of rows. The cursor's line (a prompt) is kept.
+fn make_room(parser: &mut vt100::Parser<Titles>) {
+    let (row, col) = parser.screen().cursor_position();
+    if row < ROWS / 2 {
+        return;
+    }
+    let line: String = parser
+        .screen()
+        .rows(0, COLS)
+        .nth(row as usize)
+        .unwrap_or_default();
+    let line: String = format!("{line:<width$}", width = col as usize)
+        .chars()
+        .take(col as usize)
+        .collect();
+    let titles = std::mem::take(parser.callbacks_mut());
+    *parser = vt100::Parser::new_with_callbacks(ROWS, COLS, 0, titles);
+    parser.process(line.as_bytes());
+}
+
 #[derive(Default)]
 struct Titles {
     statuses: Vec<i32>,
@@ -78,6 +99,8 @@ impl vt100::Callbacks for Titles {
 struct Shared {
     parser: vt100::Parser<Titles>,
     last_output: Instant,
+    /// Bytes read so far, to tell whether a step printed anything.
+    bytes: u64,
     closed: bool,
 }
 
@@ -139,6 +162,7 @@ impl Terminal {
         let shared = Arc::new(Mutex::new(Shared {
             parser: vt100::Parser::new_with_callbacks(ROWS, COLS, 0, Titles::default()),
             last_output: Instant::now(),
+            bytes: 0,
             closed: false,
         }));
 
@@ -154,6 +178,7 @@ impl Terminal {
                 let Ok(mut s) = sink.lock() else { break };
                 s.parser.process(&buf[..n]);
                 s.last_output = Instant::now();
+                s.bytes += n as u64;
             }
             if let Ok(mut s) = sink.lock() {
                 s.closed = true;
@@ -207,14 +232,16 @@ impl Terminal {
                 self.name
             );
         }
-        let (start_row, statuses_before) = {
-            let s = self
+        let (start_row, statuses_before, bytes_before) = {
+            let mut s = self
                 .shared
                 .lock()
                 .map_err(|_| anyhow::anyhow!("terminal state poisoned"))?;
+            make_room(&mut s.parser);
             (
                 s.parser.screen().cursor_position().0,
                 s.parser.callbacks().statuses.len(),
+                s.bytes,
             )
         };
 
@@ -224,7 +251,8 @@ impl Terminal {
             .context("typing into the terminal")?;
         self.writer.flush().ok();
 
-        let end = self.wait(start_row, statuses_before, wait, started + timeout);
+        let floor = bytes_before + line.len() as u64;
+        let end = self.wait(start_row, statuses_before, floor, wait, started + timeout);
         let end = match end {
             // Without a ready pattern, a program that went quiet is taken
             // to be ready.
@@ -290,10 +318,14 @@ impl Terminal {
         None
     }
 
+    /// Waits for the step to end. `bytes_floor` is how much output the
+    /// terminal had shown once the typed line was echoed: quiet counts only
+    /// after the program printed more than that.
     fn wait(
         &mut self,
         start_row: u16,
         statuses_before: usize,
+        bytes_floor: u64,
         wait: &Wait,
         deadline: Instant,
     ) -> TypedEnd {
@@ -312,9 +344,7 @@ impl Terminal {
                     if ready.is_match(&text) {
                         return TypedEnd::Ready;
                     }
-                } else if s.last_output.elapsed() >= SETTLE
-                    && s.parser.screen().cursor_position().0 > start_row
-                {
+                } else if s.last_output.elapsed() >= SETTLE && s.bytes > bytes_floor {
                     return TypedEnd::Waiting;
                 }
                 if s.closed {
@@ -336,6 +366,14 @@ impl Terminal {
         };
         let screen = s.parser.screen();
         let (row, _) = screen.cursor_position();
+        // A program that cleared the screen moved the cursor above the
+        // step's first row; one that filled it scrolled that row away.
+        let scrolled = row >= ROWS - 1;
+        let start_row = if row < start_row || scrolled {
+            0
+        } else {
+            start_row
+        };
         let end = if drop_prompt && row > start_row {
             row
         } else {
@@ -344,6 +382,9 @@ impl Terminal {
 
         // Rows that the terminal wrapped are one line of text.
         let mut text = String::new();
+        if scrolled {
+            text.push_str("…\n");
+        }
         for (n, line) in screen
             .rows(0, COLS)
             .enumerate()
@@ -444,6 +485,42 @@ mod tests {
             .type_line("exit 7", &Wait::default(), Duration::from_secs(10))
             .unwrap();
         assert_eq!(typed.end, TypedEnd::Exited(7));
+        t.close();
+    }
+
+    #[test]
+    fn long_output_and_clear_keep_later_steps_whole() {
+        let (_dir, mut t) = open();
+        let inner = t
+            .type_line(
+                "bash --norc --noprofile -i",
+                &Wait::default(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(inner.end, TypedEnd::Waiting);
+        for _ in 0..3 {
+            let typed = t
+                .type_line("seq 1 700", &Wait::default(), Duration::from_secs(20))
+                .unwrap();
+            assert!(
+                typed.screen.contains("\n700\n"),
+                "{}",
+                &typed.screen[typed.screen.len().saturating_sub(80)..]
+            );
+        }
+        let typed = t
+            .type_line("clear", &Wait::default(), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(typed.end, TypedEnd::Waiting);
+        let typed = t
+            .type_line("echo marker", &Wait::default(), Duration::from_secs(10))
+            .unwrap();
+        assert!(
+            typed.screen.contains("echo marker\nmarker\n"),
+            "{}",
+            typed.screen
+        );
         t.close();
     }
 

@@ -356,7 +356,7 @@ fn run_probe(probe: &Probe, record: &mut Record) {
             response.status
         ));
     } else if let Some(text) = &probe.contains
-        && !record.output.contains(text)
+        && !visible_text(&record.output).contains(text.as_str())
     {
         record.problem = Some(format!("the answer does not contain `{text}`"));
     }
@@ -365,14 +365,15 @@ fn run_probe(probe: &Probe, record: &mut Record) {
 
 /// The checks a directive put on a command, after it ran.
 fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<String> {
-    if let Some(text) = &command.contains
-        && !record.output.contains(text)
+    // Checks compare what the reader sees: colours and `\r` rewrites
+    // resolved, CRLF as LF.
+    let text = visible_text(&record.output);
+    if let Some(needle) = &command.contains
+        && !text.contains(needle.as_str())
     {
-        return Some(format!("the output does not contain `{text}`"));
+        return Some(format!("the output does not contain `{needle}`"));
     }
     if let Some(pattern) = &command.matches {
-        let text = String::from_utf8_lossy(&record.output.head).to_string()
-            + &String::from_utf8_lossy(&record.output.tail);
         // `^` and `$` stand for the start and end of a line of output.
         if !Regex::new(&format!("(?m){pattern}")).is_ok_and(|re| re.is_match(&text)) {
             return Some(format!("the output does not match `{pattern}`"));
@@ -384,6 +385,12 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
         return Some(format!("`{path}` does not exist afterwards"));
     }
     None
+}
+
+fn visible_text(output: &Output) -> String {
+    let mut text = crate::render::ansi::to_text(&output.head);
+    text.push_str(&crate::render::ansi::to_text(&output.tail));
+    text
 }
 
 fn fail(record: &mut Record, reason: String) {
