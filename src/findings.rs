@@ -151,6 +151,7 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                     contains: None,
                     matches: None,
                     file_exists: None,
+                    layers: Vec::new(),
                 }),
             };
             script.steps.push(Step {

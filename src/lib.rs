@@ -6,6 +6,7 @@
 //! splices transcripts back into the chapter. [`preprocessor`] drives them
 //! for mdBook.
 
+pub mod builds;
 pub mod chapter;
 pub mod config;
 pub mod docker;

@@ -268,6 +268,17 @@ fn sheet_renders_real_transcripts() {
         "a block of the sheet did not run"
     );
 
+    // §09: the step tables, and the two claims the sheet leaves to the reader.
+    assert!(
+        html.matches("class=\"wb-build\"").count() >= 8,
+        "build step tables are missing"
+    );
+    assert_eq!(
+        html.matches("Nachgeprüft</p>").count(),
+        2,
+        "a verified statement of §09 is missing"
+    );
+
     // Provenance names the engine.
     assert!(
         html.contains("Docker Engine 20.") || html.contains("Docker Engine 2"),

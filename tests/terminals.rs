@@ -330,3 +330,48 @@ fn hidden_checks_show_only_when_they_fail() {
         "the hidden block's code is on the page"
     );
 }
+
+#[test]
+fn layer_claims_are_checked_against_the_build_output() {
+    require_docker();
+    docker(&["pull", "-q", "ubuntu:14.04"]);
+    let tag = format!("workbook-test-layers-{}", free_port());
+    let chapter = format!(
+        "\
+```shell
+printf 'FROM ubuntu:14.04\\nRUN echo eins\\n' > Dockerfile
+```
+
+<!-- workbook: rebuilt.1=\"RUN echo eins\" cached.2=\"RUN echo eins\" -->
+```shell
+docker build . --tag {tag}
+docker build . --tag {tag}
+```
+
+<!-- workbook: rebuilt=\"RUN echo eins\" -->
+```shell
+docker build . --tag {tag}
+```
+"
+    );
+    let build = Book::new(CONTINUE, &chapter).build(&[]);
+    assert!(build.success, "{}", build.stderr);
+    let steps = steps(&build.html);
+    assert!(
+        steps[1].contains("built") && steps[1].contains("RUN echo eins"),
+        "no step table: {}",
+        steps[1]
+    );
+    assert!(steps[2].contains("from the cache"), "{}", steps[2]);
+    assert!(
+        !steps[1].contains("failed:") && !steps[2].contains("failed:"),
+        "{steps:?}"
+    );
+    assert!(
+        build
+            .stderr
+            .contains("step `RUN echo eins` was from the cache, expected built anew"),
+        "{}",
+        build.stderr
+    );
+}

@@ -61,6 +61,14 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
     ),
     ("matches", "a regular expression the output must match"),
     (
+        "cached",
+        "a `docker build` step, by part of its instruction, that must come from the cache",
+    ),
+    (
+        "rebuilt",
+        "a `docker build` step, by part of its instruction, that must be built anew",
+    ),
+    (
         "hidden",
         "a check the reader need not see: the block shows only if it fails",
     ),

@@ -130,11 +130,13 @@ pub fn chapter(
         for block in &script.blocks {
             let item = &chapter.items[block.item];
             if block.hidden {
-                // A check the reader need not see shows only when it fails.
+                // A check the reader need not see: when it passes, only its
+                // note shows, as a verified statement; when it fails, all.
                 let failed = block
                     .steps
                     .clone()
                     .any(|s| records.get(s).is_some_and(|r| !r.is_ok()));
+                let ran = block.steps.clone().all(|s| records.get(s).is_some());
                 let views: Vec<Value> = block
                     .steps
                     .clone()
@@ -147,6 +149,9 @@ pub fn chapter(
                         templates
                             .render("transcript", &transcript_view(&labels, None, None, views))?
                     )
+                } else if let (true, Some(note)) = (ran, &block.note) {
+                    let data = json!({ "labels": labels, "title": labels.verified_note, "html": markdown_inline(note) });
+                    format!("\n{}\n\n", templates.render("note", &data)?)
                 } else {
                     String::new()
                 };
@@ -157,7 +162,7 @@ pub fn chapter(
             if let Some(note) = &block.note {
                 html.push_str(&templates.render(
                     "note",
-                    &json!({ "labels": labels, "html": markdown_inline(note) }),
+                    &json!({ "labels": labels, "title": null, "html": markdown_inline(note) }),
                 )?);
                 html.push('\n');
             }
@@ -179,7 +184,7 @@ pub fn chapter(
         for (item, note) in &script.notes {
             let html = templates.render(
                 "note",
-                &json!({ "labels": labels, "html": markdown_inline(note) }),
+                &json!({ "labels": labels, "title": null, "html": markdown_inline(note) }),
             )?;
             let at = chapter.items[*item].range.end;
             edits.push((at..at, format!("\n{html}\n\n")));

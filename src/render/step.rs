@@ -112,6 +112,7 @@ pub(super) fn step_view(record: &Record, script: &Script, labels: &Labels) -> Va
         "screen": record.terminal.is_some(),
         "terminal": record.terminal,
         "http": record.http.as_ref().map(|r| http_view(record, r, labels)),
+        "build": build_view(record, labels),
         "cwd": record.cwd,
         "command": ansi::to_html(record.command.as_bytes()),
         "head": ansi::to_html(&output.head),
@@ -169,4 +170,47 @@ fn http_view(record: &Record, response: &crate::session::http::Response, labels:
         "rendered_label": labels.rendered_page,
         "source_label": labels.page_source,
     })
+}
+
+/// The steps of a `docker build`, when its whole output was kept and reads
+/// as either builder's.
+fn build_view(record: &Record, labels: &Labels) -> Option<Value> {
+    let is_build = ["docker build", "docker image build", "docker builder build"]
+        .iter()
+        .any(|c| record.command.contains(c));
+    if !is_build || record.output.is_truncated() || record.terminal.is_some() {
+        return None;
+    }
+    let build = crate::builds::parse(&ansi::to_text(&record.output.head))?;
+    let steps: Vec<Value> = build
+        .steps
+        .iter()
+        .map(|s| {
+            let (class, state) = if s.failed {
+                ("failed", labels.build_failed)
+            } else if s.base {
+                ("base", labels.base_image)
+            } else if s.cached {
+                ("cached", labels.from_cache)
+            } else {
+                ("built", labels.rebuilt)
+            };
+            json!({
+                "index": s.index,
+                "total": s.total,
+                "instruction": escape(&s.instruction),
+                "class": class,
+                "state": state,
+                "seconds": s.seconds.map(|x| labels.seconds(x)).unwrap_or_else(|| "–".to_string()),
+            })
+        })
+        .collect();
+    Some(json!({
+        "builder": match build.builder {
+            crate::builds::Builder::BuildKit => "BuildKit",
+            crate::builds::Builder::Legacy => "Legacy-Builder",
+        },
+        "timed": build.builder == crate::builds::Builder::BuildKit,
+        "steps": steps,
+    }))
 }

@@ -34,6 +34,8 @@ pub(super) fn shell_block(
         "contains",
         "matches",
         "file-exists",
+        "cached",
+        "rebuilt",
         "open",
         "hidden",
     ];
@@ -99,6 +101,8 @@ pub(super) fn shell_block(
                 }
                 "contains" => c.contains = Some(value.to_string()),
                 "file-exists" => c.file_exists = Some(value.to_string()),
+                "cached" => c.layers.push((value.to_string(), true)),
+                "rebuilt" => c.layers.push((value.to_string(), false)),
                 _ => {}
             }
         }
@@ -192,6 +196,7 @@ pub(super) fn shell_block(
                 contains: c.contains.clone(),
                 matches: c.matches.clone(),
                 file_exists: c.file_exists.clone(),
+                layers: c.layers.clone(),
                 binds: dynamic,
             })
         };
@@ -233,6 +238,7 @@ struct PerCommand {
     contains: Option<String>,
     matches: Option<String>,
     file_exists: Option<String>,
+    layers: Vec<(String, bool)>,
     open: bool,
 }
 
@@ -248,6 +254,7 @@ impl Default for PerCommand {
             contains: None,
             matches: None,
             file_exists: None,
+            layers: Vec::new(),
             open: false,
         }
     }

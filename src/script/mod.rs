@@ -71,6 +71,9 @@ pub struct Command {
     pub matches: Option<String>,
     /// A path, relative to the chapter's shell, that must exist afterwards.
     pub file_exists: Option<String>,
+    /// Build steps, by a part of their instruction, that must come from
+    /// the cache (`true`) or be built anew (`false`).
+    pub layers: Vec<(String, bool)>,
     /// Placeholders whose values come from the session when the command runs.
     pub binds: Vec<(String, Source)>,
 }

@@ -379,6 +379,31 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
             return Some(format!("the output does not match `{pattern}`"));
         }
     }
+    if !command.layers.is_empty() {
+        let Some(build) = crate::builds::parse(&text) else {
+            return Some("the output is not a `docker build` whose steps could be read".into());
+        };
+        for (part, want_cached) in &command.layers {
+            let Some(step) = build
+                .steps
+                .iter()
+                .find(|s| s.instruction.contains(part.as_str()))
+            else {
+                return Some(format!("the build has no step `{part}`"));
+            };
+            if step.cached != *want_cached {
+                let (want, got) = if *want_cached {
+                    ("from the cache", "built anew")
+                } else {
+                    ("built anew", "from the cache")
+                };
+                return Some(format!(
+                    "step `{}` was {got}, expected {want}",
+                    step.instruction
+                ));
+            }
+        }
+    }
     if let Some(path) = &command.file_exists
         && !cwd.join(path).exists()
     {
