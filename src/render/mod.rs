@@ -7,6 +7,7 @@
 //! block without blank lines, so Markdown never reads into it.
 
 pub mod ansi;
+mod chart;
 pub mod labels;
 mod step;
 
@@ -181,6 +182,8 @@ pub fn chapter(
             }
         }
 
+        edits.extend(build_charts(chapter, script, records, &labels));
+
         for (item, note) in &script.notes {
             let html = templates.render(
                 "note",
@@ -246,6 +249,60 @@ pub fn chapter(
     }
 
     Ok(format!("{top}{}{bottom}", splice(&chapter.text, edits)))
+}
+
+/// Charts for images built more than once from the same directory, each
+/// after the block of the series' last build.
+fn build_charts(
+    chapter: &Chapter,
+    script: &Script,
+    records: &[Record],
+    labels: &Labels,
+) -> Vec<(std::ops::Range<usize>, String)> {
+    let tag_re = regex::Regex::new(r"(?:--tag|-t)[ =]([^\s;&|]+)").expect("static regex");
+    // Per image and directory: the tag, and each build's step, steps and seconds.
+    type Series = (String, String, Vec<(usize, crate::builds::Build, f64)>);
+    let mut series: Vec<Series> = Vec::new();
+    for record in records {
+        let Some(tag) = tag_re.captures(&record.command).map(|c| c[1].to_string()) else {
+            continue;
+        };
+        if !record.command.contains("build")
+            || record.output.is_truncated()
+            || record.terminal.is_some()
+        {
+            continue;
+        }
+        let Some(build) = crate::builds::parse(&ansi::to_text(&record.output.head)) else {
+            continue;
+        };
+        let key = format!("{tag}@{}", record.cwd);
+        let entry = (record.step, build, record.duration.as_secs_f64());
+        match series.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, builds)) => builds.push(entry),
+            None => series.push((key, tag, vec![entry])),
+        }
+    }
+
+    let mut edits = Vec::new();
+    for (_, tag, builds) in series.iter().filter(|(_, _, b)| b.len() >= 2) {
+        let bars: Vec<chart::Bar<'_>> = builds
+            .iter()
+            .map(|(_, build, seconds)| chart::Bar {
+                build,
+                seconds: *seconds,
+            })
+            .collect();
+        let last_step = builds.last().map(|(step, _, _)| *step).unwrap_or_default();
+        let block = &script.blocks[script.steps[last_step].block];
+        let at = chapter.items[block.item].range.end;
+        let html = format!(
+            "\n<figure class=\"wb-chart-figure\">{}</figure>\n\n",
+            chart::svg(tag, &bars, labels)
+        );
+        edits.push((at..at, html));
+    }
+    edits
 }
 
 fn transcript_view(
