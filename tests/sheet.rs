@@ -278,6 +278,11 @@ fn sheet_renders_real_transcripts() {
         2,
         "a verified statement of §09 is missing"
     );
+    assert!(
+        html.contains("aria-label=\"Builds im Vergleich: python-webapp\"")
+            && html.contains("aria-label=\"Builds im Vergleich: pyramid\""),
+        "a build chart is missing"
+    );
 
     // Provenance names the engine.
     assert!(
