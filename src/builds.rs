@@ -33,6 +33,21 @@ pub struct BuildStep {
     pub failed: bool,
 }
 
+impl BuildStep {
+    /// A step as its header line names it, before its outcome is known.
+    fn new(index: usize, total: usize, instruction: &str) -> BuildStep {
+        BuildStep {
+            index,
+            total,
+            instruction: instruction.to_string(),
+            cached: false,
+            base: instruction.to_ascii_uppercase().starts_with("FROM "),
+            seconds: None,
+            failed: false,
+        }
+    }
+}
+
 /// What a build output says about its steps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Build {
@@ -57,15 +72,11 @@ fn parse_buildkit(output: &str) -> Option<Build> {
     for line in output.lines().map(str::trim_end) {
         if let Some(c) = header.captures(line) {
             let vertex: u32 = c[1].parse().ok()?;
-            steps.entry(vertex).or_insert(BuildStep {
-                index: c[2].parse().ok()?,
-                total: c[3].parse().ok()?,
-                instruction: c[4].to_string(),
-                base: c[4].to_ascii_uppercase().starts_with("FROM "),
-                cached: false,
-                seconds: None,
-                failed: false,
-            });
+            steps.entry(vertex).or_insert(BuildStep::new(
+                c[2].parse().ok()?,
+                c[3].parse().ok()?,
+                &c[4],
+            ));
         } else if let Some(c) = cached.captures(line) {
             if let Some(step) = steps.get_mut(&c[1].parse().ok()?) {
                 step.cached = true;
@@ -96,15 +107,11 @@ fn parse_legacy(output: &str) -> Option<Build> {
     let mut steps: Vec<BuildStep> = Vec::new();
     for line in output.lines().map(str::trim_end) {
         if let Some(c) = header.captures(line) {
-            steps.push(BuildStep {
-                index: c[1].parse().ok()?,
-                total: c[2].parse().ok()?,
-                instruction: c[3].to_string(),
-                base: c[3].to_ascii_uppercase().starts_with("FROM "),
-                cached: false,
-                seconds: None,
-                failed: false,
-            });
+            steps.push(BuildStep::new(
+                c[1].parse().ok()?,
+                c[2].parse().ok()?,
+                &c[3],
+            ));
         } else if line.trim() == "---> Using cache" {
             steps.last_mut()?.cached = true;
         } else if line.starts_with("The command '") && line.contains("returned a non-zero code") {

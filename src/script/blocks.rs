@@ -298,25 +298,13 @@ pub(super) fn probe_step(
         .map(|v| parse_seconds("timeout", v))
         .transpose()?;
 
-    let block_index = script.blocks.len();
-    let first = script.steps.len();
-    script.steps.push(Step {
-        block: block_index,
-        line,
-        kind: StepKind::Probe(Probe {
-            url,
-            status,
-            contains: d.get("contains").map(str::to_string),
-            timeout,
-        }),
+    let kind = StepKind::Probe(Probe {
+        url,
+        status,
+        contains: d.get("contains").map(str::to_string),
+        timeout,
     });
-    let note = d.get("note").map(str::to_string);
-    script.blocks.push(BlockPlan {
-        item,
-        steps: first..first + 1,
-        note,
-        hidden: false,
-    });
+    push_single_step(script, item, line, kind, d.get("note").map(str::to_string));
     Ok(())
 }
 
@@ -381,11 +369,23 @@ pub(super) fn file_block(
         }
     };
 
-    let block_index = script.blocks.len();
+    push_single_step(script, item, block.content_line, kind, note);
+    Ok(())
+}
+
+/// Adds a block that makes exactly one step: a file written or edited, or
+/// a probe.
+fn push_single_step(
+    script: &mut Script,
+    item: usize,
+    line: usize,
+    kind: StepKind,
+    note: Option<String>,
+) {
     let first = script.steps.len();
     script.steps.push(Step {
-        block: block_index,
-        line: block.content_line,
+        block: script.blocks.len(),
+        line,
         kind,
     });
     script.blocks.push(BlockPlan {
@@ -394,5 +394,4 @@ pub(super) fn file_block(
         note,
         hidden: false,
     });
-    Ok(())
 }

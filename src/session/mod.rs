@@ -155,7 +155,13 @@ impl Session {
                     record.outcome
                 ),
             }
-            if self.uses_docker && matches!(step.kind, StepKind::Command(_)) {
+            // Only a command that can bring an image can bring a stand-in.
+            if self.uses_docker
+                && let StepKind::Command(c) = &step.kind
+                && ["pull", "run", "build", "create"]
+                    .iter()
+                    .any(|w| c.run.contains(w))
+            {
                 report.stand_ins.extend(docker::stand_ins(&self.docker));
             }
             report.records.push(record);
