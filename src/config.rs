@@ -17,6 +17,43 @@ pub enum OnFailure {
     Fail,
 }
 
+/// When steps run, and what happens to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Run the steps whose records are stale, if a daemon answers;
+    /// otherwise show the stored records and warn.
+    Auto,
+    /// Never run; show the stored records, marking stale ones.
+    Frozen,
+    /// Run every step and record the results.
+    Refresh,
+    /// Run every step, compare with the store, and fail on drift; the store
+    /// is not written.
+    Check,
+}
+
+impl Mode {
+    fn parse(value: &str) -> Option<Mode> {
+        Some(match value {
+            "auto" => Mode::Auto,
+            "frozen" => Mode::Frozen,
+            "refresh" => Mode::Refresh,
+            "check" => Mode::Check,
+            _ => return None,
+        })
+    }
+}
+
+/// A user's normalization rule: a regular expression and its replacement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub pattern: String,
+    #[serde(default)]
+    pub replace: String,
+}
+
 /// The preprocessor's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -41,6 +78,23 @@ pub struct Settings {
     /// A directory, relative to the book's root, whose `*.hbs` files replace
     /// the built-in templates of the same name.
     pub templates: Option<String>,
+    /// When steps run; see [`Mode`].
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// The directory of the store, relative to the book's root; it must lie
+    /// outside the book's `src`.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// In frozen mode, a stale or missing record fails the build instead of
+    /// being marked on the page.
+    #[serde(default)]
+    pub strict: bool,
+    /// Rules that change what the reader sees, applied to every record.
+    #[serde(default)]
+    pub sanitise: Vec<Rule>,
+    /// Rules applied only when comparing a new run with the store.
+    #[serde(default)]
+    pub compare: Vec<Rule>,
 }
 
 /// Keys that mdBook itself reads from every preprocessor's table.
@@ -54,6 +108,14 @@ fn default_docker() -> String {
     "docker".to_string()
 }
 
+fn default_mode() -> Mode {
+    Mode::Auto
+}
+
+fn default_store() -> String {
+    "workbook".to_string()
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -63,13 +125,19 @@ impl Default for Settings {
             docker: default_docker(),
             repos: BTreeMap::new(),
             templates: None,
+            mode: default_mode(),
+            store: default_store(),
+            strict: false,
+            sanitise: Vec::new(),
+            compare: Vec::new(),
         }
     }
 }
 
 impl Settings {
     /// Reads the settings from the book's configuration and the environment:
-    /// `WORKBOOK_DEDICATED_DAEMON`, `WORKBOOK_TIMEOUT`, `WORKBOOK_ON_FAILURE`.
+    /// `WORKBOOK_DEDICATED_DAEMON`, `WORKBOOK_TIMEOUT`, `WORKBOOK_ON_FAILURE`,
+    /// `WORKBOOK_MODE`.
     pub fn from_book(config: &mdbook_preprocessor::config::Config) -> Result<Settings> {
         let table: Option<serde_json::Value> = config
             .get("preprocessor.workbook")
@@ -106,6 +174,11 @@ impl Settings {
                 .ok()
                 .with_context(|| format!("WORKBOOK_TIMEOUT={v}: use a number of seconds"))?;
         }
+        if let Some(v) = var("WORKBOOK_MODE") {
+            self.mode = Mode::parse(&v).with_context(|| {
+                format!("WORKBOOK_MODE={v}: use `auto`, `frozen`, `refresh` or `check`")
+            })?;
+        }
         if let Some(v) = var("WORKBOOK_ON_FAILURE") {
             self.on_failure = Some(match v.as_str() {
                 "fail" => OnFailure::Fail,
@@ -113,7 +186,27 @@ impl Settings {
                 _ => bail!("WORKBOOK_ON_FAILURE={v}: use `fail` or `continue`"),
             });
         }
+        for (what, rules) in [("sanitise", &self.sanitise), ("compare", &self.compare)] {
+            for rule in rules {
+                if let Err(e) = regex::Regex::new(&rule.pattern) {
+                    bail!(
+                        "book.toml [[preprocessor.workbook.{what}]]: `{}` is not a valid regular expression: {e}",
+                        rule.pattern
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether runs write the store. Under CI (`CI=true`) the default mode
+    /// runs what is stale but writes nothing; `refresh` always writes.
+    pub fn writes_store(&self) -> bool {
+        match self.mode {
+            Mode::Refresh => true,
+            Mode::Auto => !is_ci(),
+            Mode::Frozen | Mode::Check => false,
+        }
     }
 
     /// The timeout for commands without their own.
@@ -124,8 +217,7 @@ impl Settings {
     /// What a failed step does, with the default resolved.
     pub fn on_failure(&self) -> OnFailure {
         self.on_failure.unwrap_or_else(|| {
-            let ci = std::env::var("CI").is_ok_and(|v| parse_bool(&v).unwrap_or(false));
-            if ci {
+            if is_ci() {
                 OnFailure::Fail
             } else {
                 OnFailure::Continue
@@ -140,6 +232,11 @@ pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
 /// Whether a number of seconds is a usable timeout.
 pub fn valid_timeout(secs: f64) -> bool {
     secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS
+}
+
+/// Whether this runs under CI, as CI services announce with `CI=true`.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| parse_bool(&v).unwrap_or(false))
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

@@ -19,7 +19,8 @@ pub const OWNER_LABEL: &str = "org.mdbook-workbook.owner";
 pub const STAND_IN_LABEL: &str = "org.mdbook-workbook.stand-in";
 
 /// What the daemon said about itself.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Engine {
     pub server: String,
     pub client: String,
@@ -249,4 +250,153 @@ fn process_alive(pid: &str) -> bool {
     };
     // SAFETY: signal 0 only checks that the process exists.
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// The ids the daemon has for image references, asked over the Engine API
+/// socket rather than by starting a client, so that planning a build costs
+/// no process. References the daemon does not have, and all of them when
+/// no local socket answers (a remote `DOCKER_HOST`, no daemon), are left
+/// out: their ids are not knowable here.
+pub fn image_ids<'a>(
+    refs: impl IntoIterator<Item = &'a String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut ids = std::collections::BTreeMap::new();
+    let socket = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => path.to_string(),
+            None => return ids,
+        },
+        Err(_) => "/var/run/docker.sock".to_string(),
+    };
+    for reference in refs {
+        if let Some(id) = api_image_id(&socket, reference) {
+            ids.insert(reference.clone(), id);
+        }
+    }
+    ids
+}
+
+fn api_image_id(socket: &str, reference: &str) -> Option<String> {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let path: String = reference
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b':' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    write!(
+        stream,
+        "GET /images/{path}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    stream.take(4 << 20).read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    json.get("Id")?.as_str().map(str::to_string)
+}
+
+/// Options of `docker run` and `docker create` that take a value.
+const VALUE_OPTIONS: &[&str] = &[
+    "-a", "-c", "-e", "-h", "-l", "-m", "-p", "-u", "-v", "-w", "--add-host", "--attach",
+    "--cap-add", "--cap-drop", "--cidfile", "--cpus", "--device", "--dns", "--entrypoint",
+    "--env", "--env-file", "--expose", "--health-cmd", "--hostname", "--ip", "--label",
+    "--link", "--log-driver", "--log-opt", "--memory", "--mount", "--name", "--network",
+    "--platform", "--publish", "--pull", "--restart", "--shm-size", "--stop-signal",
+    "--stop-timeout", "--tmpfs", "--ulimit", "--user", "--volume", "--volumes-from",
+    "--workdir",
+];
+
+/// The image references a command line names: the image of each
+/// `docker run`, `create` and `pull`, and the `FROM` images of a build's
+/// output. Stage names and references with variables are left out.
+pub fn image_refs(command: &str, build: Option<&crate::builds::Build>) -> Vec<String> {
+    let mut refs = Vec::new();
+    let words: Vec<&str> = command
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches(['"', '\'']))
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let is_docker = words[i] == "docker" || words[i].ends_with("/docker");
+        i += 1;
+        if !is_docker {
+            continue;
+        }
+        let mut j = i;
+        if matches!(words.get(j), Some(&"container") | Some(&"image")) {
+            j += 1;
+        }
+        if !matches!(words.get(j), Some(&"run") | Some(&"create") | Some(&"pull")) {
+            continue;
+        }
+        j += 1;
+        while let Some(w) = words.get(j) {
+            if w.starts_with('-') {
+                let takes_value = !w.contains('=') && VALUE_OPTIONS.contains(w);
+                j += if takes_value { 2 } else { 1 };
+                continue;
+            }
+            refs.push(w.to_string());
+            break;
+        }
+        i = j;
+    }
+    if let Some(build) = build {
+        let mut stages = Vec::new();
+        for step in build.steps.iter().filter(|s| s.base) {
+            let mut parts = step
+                .instruction
+                .split_whitespace()
+                .skip(1)
+                .filter(|p| !p.starts_with("--"));
+            if let Some(image) = parts.next()
+                && !stages.iter().any(|s: &String| s.eq_ignore_ascii_case(image))
+            {
+                refs.push(image.to_string());
+            }
+            if parts.next().is_some_and(|a| a.eq_ignore_ascii_case("as"))
+                && let Some(name) = parts.next()
+            {
+                stages.push(name.to_string());
+            }
+        }
+    }
+    refs.retain(|r| !r.contains('$') && !r.contains('<') && r != "scratch");
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_images_a_command_uses() {
+        assert_eq!(
+            image_refs("docker run -it -p 8082:5000 --name web python-webapp", None),
+            ["python-webapp"]
+        );
+        assert_eq!(
+            image_refs("docker pull ubuntu:14.04 && docker container run --rm=true -v \"$PWD:/m\" alpine ls", None),
+            ["alpine", "ubuntu:14.04"]
+        );
+        assert!(image_refs("docker ps -a; docker images", None).is_empty());
+        let build = crate::builds::parse(
+            "Step 1/3 : FROM python:3.6 AS base\n ---> 1a2b3c4d5e6f\nStep 2/3 : FROM base\n ---> 1a2b3c4d5e6f\nStep 3/3 : RUN true\n ---> Running in 0a1b2c3d4e5f\n",
+        );
+        assert_eq!(image_refs("docker build .", build.as_ref()), ["python:3.6"]);
+    }
 }

@@ -49,7 +49,7 @@ pub fn run(path: &Path, settings: &Settings, root: &Path, dedicated: bool) -> Re
     let script = verbatim_script(&parsed, dedicated);
 
     let session = Session::start(settings, root, true)?;
-    let report = session.run(&script, settings, &name);
+    let report = session.run(&script, settings, &name, Default::default())?;
     let findings = report.records.iter().filter_map(finding).collect();
     Ok(Report {
         commands: script.steps.len(),

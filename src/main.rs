@@ -36,6 +36,25 @@ enum Command {
         #[arg(long)]
         dedicated: bool,
     },
+    /// Runs every step of the book afresh and compares the results with the
+    /// store. Prints a diff per drifted step and exits 1 on drift; writes
+    /// nothing.
+    Check {
+        /// The book's directory (with book.toml).
+        book: std::path::PathBuf,
+        /// The mdBook to build with.
+        #[arg(long, default_value = "mdbook")]
+        mdbook: String,
+    },
+    /// Runs every step of the book afresh and writes the results to the
+    /// store, dropping records of steps that are gone.
+    Accept {
+        /// The book's directory (with book.toml).
+        book: std::path::PathBuf,
+        /// The mdBook to build with.
+        #[arg(long, default_value = "mdbook")]
+        mdbook: String,
+    },
     /// Removes Docker objects that killed runs of this tool left behind; runs still going are not touched.
     Clean {
         /// The Docker client to use.
@@ -128,6 +147,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Check { book, mdbook }) => {
+            let ok = build_in_mode(&mdbook, &book, "check")?;
+            eprintln!(
+                "mdbook-workbook: {}",
+                if ok {
+                    "no drift: every step agrees with the store"
+                } else {
+                    "drift or failures (see above); `mdbook-workbook accept` records the new results"
+                }
+            );
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Accept { book, mdbook }) => {
+            let ok = build_in_mode(&mdbook, &book, "refresh")?;
+            Ok(if ok {
+                eprintln!("mdbook-workbook: the store of {} is up to date", book.display());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("mdbook-workbook: the results are recorded, but some steps failed (see above)");
+                ExitCode::FAILURE
+            })
+        }
         Some(Command::Clean { docker: client }) => {
             let removed = docker::remove_session_objects(&client, None)?;
             eprintln!(
@@ -146,4 +191,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Builds the book with the preprocessor in `mode`, into a temporary
+/// directory so that the book's own output stays as it was. Returns whether
+/// the build succeeded.
+fn build_in_mode(mdbook: &str, book: &std::path::Path, mode: &str) -> Result<bool> {
+    let dest = tempfile::Builder::new()
+        .prefix("mdbook-workbook-")
+        .tempdir()
+        .context("creating a directory for the build")?;
+    let mut command = std::process::Command::new(mdbook);
+    command
+        .arg("build")
+        .arg(book)
+        .arg("--dest-dir")
+        .arg(dest.path())
+        .env("WORKBOOK_MODE", mode)
+        .stdin(std::process::Stdio::null());
+    if mode == "check" {
+        command.env("WORKBOOK_ON_FAILURE", "fail");
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("running `{mdbook} build`; is mdBook installed?"))?;
+    Ok(status.success())
 }

@@ -7,11 +7,15 @@ use anyhow::{Result, bail};
 use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
-use crate::config::{OnFailure, Settings};
+use crate::config::{Mode, OnFailure, Settings};
+use crate::record::Record;
 use crate::render::{self, Templates};
 use crate::script::{self, StepKind};
-use crate::session::Session;
-use crate::{chapter, docker};
+use crate::session::{Report, Resume, Session};
+use crate::store::key::Files;
+use crate::store::normalize::{Comparator, Sanitiser};
+use crate::store::{ChapterStore, Entry, Store};
+use crate::{chapter, docker, drift, plan};
 
 /// The mdBook versions this preprocessor understands.
 pub const SUPPORTED_MDBOOK: &str = ">=0.5.0, <0.6.0";
@@ -35,6 +39,7 @@ impl Preprocessor for Workbook {
                 .as_deref(),
         )?;
         let src = ctx.root.join(&ctx.config.book.src);
+        let store = Store::new(&ctx.root, &src, &settings.store)?;
 
         let mut failures = Vec::new();
         book.for_each_chapter_mut(|ch| {
@@ -43,7 +48,13 @@ impl Preprocessor for Workbook {
             };
             let name = path.display().to_string();
             let dir = src.join(path.parent().unwrap_or(Path::new("")));
-            match run_chapter(&name, &ch.content, &dir, &ctx.root, &settings, &templates) {
+            let shared = Shared {
+                root: &ctx.root,
+                settings: &settings,
+                templates: &templates,
+                store: &store,
+            };
+            match run_chapter(&name, &ch.content, &dir, &shared) {
                 Ok((content, mut problems)) => {
                     ch.content = content;
                     failures.append(&mut problems);
@@ -82,16 +93,24 @@ pub fn check_version(version: &str) -> Result<()> {
     }
 }
 
-/// Runs one chapter and renders it. Returns the new content and the
-/// problems found, each naming the chapter and line.
+/// What every chapter of a book shares.
+pub struct Shared<'a> {
+    pub root: &'a Path,
+    pub settings: &'a Settings,
+    pub templates: &'a Templates,
+    pub store: &'a Store,
+}
+
+/// Runs one chapter, or shows it from the store, and renders it. Returns
+/// the new content and the problems found, each naming the chapter and
+/// line.
 pub fn run_chapter(
     name: &str,
     content: &str,
     dir: &Path,
-    root: &Path,
-    settings: &Settings,
-    templates: &Templates,
+    book: &Shared<'_>,
 ) -> Result<(String, Vec<String>)> {
+    let (settings, templates) = (book.settings, book.templates);
     let parsed = match chapter::parse(name, content) {
         Ok(parsed) => parsed,
         Err(e) => return page_with_errors(name, content, e, templates),
@@ -111,6 +130,52 @@ pub fn run_chapter(
             render::chapter(&parsed, Some(&script), run, templates)?,
             Vec::new(),
         ));
+    }
+
+    // One build at a time reads, runs and writes a chapter's records.
+    let _lock = book.store.lock()?;
+    let stored = match book.store.load(name) {
+        Ok(stored) => stored,
+        // Never run over a store that cannot be read: that would replace it.
+        Err(e) => return not_run(&parsed, &script, vec![format!("{e:#}")], templates),
+    };
+    let mut files = Files::new(book.root);
+    let mode = settings.mode;
+    let plan = plan::plan(
+        &script,
+        stored.as_ref(),
+        settings,
+        &mut files,
+        mode == Mode::Auto,
+    );
+    let all_fresh = plan.fresh() == script.steps.len();
+    tracing::debug!(
+        "{name}: {} of {} records valid",
+        plan.fresh(),
+        script.steps.len()
+    );
+
+    let from_store = |why: Option<String>| {
+        let mut errors = Vec::new();
+        if let Some(why) = why {
+            errors.push(why);
+        }
+        shown_from_store(&parsed, &script, stored.as_ref(), &plan, errors, templates)
+    };
+    match mode {
+        Mode::Frozen => {
+            let stale = script.steps.len() - plan.fresh();
+            if stale > 0 && settings.strict {
+                let why = format!(
+                    "{name}: {stale} step(s) from line {} on have no valid record, and the mode is frozen with strict = true; run the chapter against a daemon (mode \"auto\"), or `mdbook-workbook accept`",
+                    script.steps[plan.fresh()].line
+                );
+                return from_store(Some(why));
+            }
+            return from_store(None);
+        }
+        Mode::Auto if all_fresh && stored.is_some() => return from_store(None),
+        _ => {}
     }
 
     let mut errors = Vec::new();
@@ -139,20 +204,50 @@ pub fn run_chapter(
         && uses_docker
         && let Err(e) = docker::probe(&settings.docker)
     {
+        if mode == Mode::Auto && stored.is_some() {
+            // Students and most CI runners have no daemon: the frozen
+            // records stand, marked where they are stale.
+            tracing::warn!(
+                "{name}: {e:#}; showing the stored records ({} of {} still valid)",
+                plan.fresh(),
+                script.steps.len()
+            );
+            return from_store(None);
+        }
         errors.push(format!("{name}: {e:#}"));
     }
     if !errors.is_empty() {
         return not_run(&parsed, &script, errors, templates);
     }
 
-    let commands = script
-        .steps
-        .iter()
-        .filter(|s| matches!(s.kind, StepKind::Command(_)))
-        .count();
-    tracing::info!("{name}: running {commands} commands");
+    let checkpoints = plan::checkpoint_dir(book.root, name);
+    let (from, restore) = match mode {
+        Mode::Auto => plan::resume_point(&plan, checkpoints.as_deref()),
+        _ => (0, None),
+    };
+    // A check writes nothing, checkpoints included.
+    let saved = checkpoints.as_ref().filter(|_| mode != Mode::Check).and_then(|dir| {
+        std::fs::create_dir_all(dir).ok()?;
+        tempfile::Builder::new().prefix("run-").tempdir_in(dir).ok()
+    });
+    let resume = Resume {
+        from,
+        restore: restore.as_deref(),
+        save: saved.as_ref().map(|d| d.path()),
+    };
+
+    tracing::info!(
+        "{name}: running steps {}..{} of {}{}",
+        from + 1,
+        script.steps.len(),
+        script.steps.len(),
+        match plan.fresh() {
+            0 => String::new(),
+            n => format!(" ({n} leading records valid)"),
+        }
+    );
     let started = std::time::Instant::now();
-    let session = match Session::start(settings, root, uses_docker) {
+    let session = match Session::start(settings, book.root, uses_docker) {
         Ok(session) => session,
         Err(e) => {
             let errors = vec![format!(
@@ -161,10 +256,27 @@ pub fn run_chapter(
             return not_run(&parsed, &script, errors, templates);
         }
     };
-    let report = session.run(&script, settings, name);
-    tracing::info!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
+    let mut report = match session.run(&script, settings, name, resume) {
+        Ok(report) => report,
+        Err(e) => {
+            let errors = vec![format!("{name}: {e:#}")];
+            return not_run(&parsed, &script, errors, templates);
+        }
+    };
+    tracing::info!(
+        "{name}: ran {} steps in {:.1} s",
+        report.records.len(),
+        started.elapsed().as_secs_f64()
+    );
 
-    let problems: Vec<String> = report
+    let sanitiser = Sanitiser::new(&settings.sanitise);
+    for record in &mut report.records {
+        sanitiser.apply(record);
+    }
+    let now = crate::store::utc_now();
+    let new_entries = plan::entries(&plan, &script, from, &report, &mut files, &now);
+
+    let mut problems: Vec<String> = report
         .records
         .iter()
         .filter_map(|r| {
@@ -173,12 +285,122 @@ pub fn run_chapter(
                 .map(|p| format!("{name}:{}: `{}`: {p}", r.line, r.command))
         })
         .collect();
+
+    let kept: Vec<Entry> = stored
+        .as_ref()
+        .map(|s| s.steps[..from].to_vec())
+        .unwrap_or_default();
+    if mode == Mode::Check {
+        problems.extend(drift::report(
+            name,
+            stored.as_ref(),
+            &new_entries,
+            &Comparator::new(&settings.compare),
+        ));
+    } else if settings.writes_store() {
+        let mut stand_ins: Vec<String> = stored
+            .as_ref()
+            .filter(|_| from > 0)
+            .map(|s| s.stand_ins.clone())
+            .unwrap_or_default();
+        stand_ins.extend(report.stand_ins.iter().cloned());
+        stand_ins.sort();
+        stand_ins.dedup();
+        let mut steps = kept.clone();
+        steps.extend(new_entries.iter().cloned());
+        let chapter_store = ChapterStore {
+            format: crate::store::FORMAT,
+            chapter: name.to_string(),
+            tool: format!("mdbook-workbook {}", env!("CARGO_PKG_VERSION")),
+            engine: report.engine.clone(),
+            stand_ins,
+            steps,
+        };
+        match book.store.save(&chapter_store) {
+            Ok(path) => tracing::info!("{name}: records written to {}", path.display()),
+            Err(e) => problems.push(format!("{name}: the records could not be written: {e:#}")),
+        }
+    } else {
+        tracing::info!("{name}: the store is not written (CI=true and mode \"auto\"); `mdbook-workbook accept` records the results");
+    }
+    if let (Some(dir), Some(saved)) = (&checkpoints, &saved) {
+        let chain: Vec<String> = kept
+            .iter()
+            .chain(new_entries.iter())
+            .map(|e| e.key.clone())
+            .collect();
+        plan::keep_checkpoints(dir, saved.path(), &report, &new_entries, &chain);
+    }
+
+    // The page shows the valid records that were kept and the new ones.
+    let mut records: Vec<Record> = kept.iter().map(|e| e.record.clone()).collect();
+    let mut verified: Vec<String> = kept.iter().map(|e| e.verified.clone()).collect();
+    verified.push(now);
+    records.append(&mut report.records);
+    verified.sort();
+    verified.dedup();
+    report.records = records;
+    report.verified = verified;
     let run = render::Run {
         report: Some(&report),
         errors: &[],
     };
     Ok((
         render::chapter(&parsed, Some(&script), run, templates)?,
+        problems,
+    ))
+}
+
+/// The chapter shown from its store: valid records as they are, stale ones
+/// marked, where they still belong to their step.
+fn shown_from_store(
+    parsed: &chapter::Chapter,
+    script: &script::Script,
+    stored: Option<&ChapterStore>,
+    plan: &plan::Plan,
+    errors: Vec<String>,
+    templates: &Templates,
+) -> Result<(String, Vec<String>)> {
+    let Some(stored) = stored else {
+        let mut errors = errors;
+        errors.push(format!(
+            "{}: no records are stored for this chapter, and it did not run",
+            parsed.name
+        ));
+        return not_run(parsed, script, errors, templates);
+    };
+    let mut report = Report {
+        engine: stored.engine.clone(),
+        stand_ins: stored.stand_ins.iter().cloned().collect(),
+        ..Report::default()
+    };
+    for (index, entry) in stored.steps.iter().enumerate() {
+        let Some(step) = script.steps.get(index) else {
+            break;
+        };
+        if index >= plan.fresh() {
+            if !plan::same_step(&entry.record, step) {
+                continue;
+            }
+            report.stale.insert(index);
+        }
+        report.verified.push(entry.verified.clone());
+        let mut record = entry.record.clone();
+        record.step = index;
+        report.records.push(record);
+    }
+    report.verified.sort();
+    report.verified.dedup();
+    let problems = errors.clone();
+    for e in &errors {
+        tracing::error!("{e}");
+    }
+    let run = render::Run {
+        report: Some(&report),
+        errors: &errors,
+    };
+    Ok((
+        render::chapter(parsed, Some(script), run, templates)?,
         problems,
     ))
 }

@@ -50,6 +50,10 @@ pub struct Labels {
     pub steps_failed: &'static str,
     pub missing_shot: &'static str,
     pub not_run_chapter: &'static str,
+    /// A record shown from the store whose step is stale.
+    pub stale: &'static str,
+    /// In the provenance line: how many records are stale.
+    pub stale_steps: &'static str,
     pub tip: &'static str,
     pub warning: &'static str,
     pub danger: &'static str,
@@ -106,6 +110,8 @@ const DE: Labels = Labels {
     steps_failed: "fehlgeschlagen",
     missing_shot: "Screenshot nicht verfügbar",
     not_run_chapter: "das Kapitel wurde nicht ausgeführt",
+    stale: "nicht erneut geprüft: aufgezeichnet bei einem früheren Lauf; seither hat sich davor etwas geändert",
+    stale_steps: "nicht erneut geprüft",
     tip: "Tipp",
     warning: "Achtung",
     danger: "Vorsicht",
@@ -162,6 +168,8 @@ const EN: Labels = Labels {
     steps_failed: "failed",
     missing_shot: "Screenshot not available",
     not_run_chapter: "the chapter was not run",
+    stale: "not re-verified: recorded by an earlier run; something before it has changed since",
+    stale_steps: "not re-verified",
     tip: "Tip",
     warning: "Warning",
     danger: "Danger",

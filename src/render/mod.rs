@@ -13,6 +13,7 @@ mod step;
 
 use step::step_view;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -106,7 +107,12 @@ pub fn chapter(
     templates: &Templates,
 ) -> Result<String> {
     let labels = Labels::for_lang(chapter.front.lang.as_deref());
-    let records: &[Record] = run.report.map(|r| r.records.as_slice()).unwrap_or_default();
+    // Records by step: a chapter shown from the store may lack some.
+    let all: &[Record] = run.report.map(|r| r.records.as_slice()).unwrap_or_default();
+    let by_step: BTreeMap<usize, &Record> = all.iter().map(|r| (r.step, r)).collect();
+    let records = |s: usize| by_step.get(&s).copied();
+    let stale = |r: &Record| run.report.is_some_and(|rep| rep.stale.contains(&r.step));
+
     let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
 
     for item in &chapter.items {
@@ -123,6 +129,11 @@ pub fn chapter(
     }
 
     if let Some(script) = script {
+        let view = |r: &Record| {
+            let mut v = step_view(r, script, &labels);
+            v["stale"] = json!(stale(r));
+            v
+        };
         let shown: Vec<usize> = script
             .shots
             .iter()
@@ -136,13 +147,13 @@ pub fn chapter(
                 let failed = block
                     .steps
                     .clone()
-                    .any(|s| records.get(s).is_some_and(|r| !r.is_ok()));
-                let ran = block.steps.clone().all(|s| records.get(s).is_some());
+                    .any(|s| records(s).is_some_and(|r| !r.is_ok()));
+                let ran = block.steps.clone().all(|s| records(s).is_some());
                 let views: Vec<Value> = block
                     .steps
                     .clone()
-                    .filter_map(|s| records.get(s))
-                    .map(|r| step_view(r, script, &labels))
+                    .filter_map(records)
+                    .map(view)
                     .collect();
                 let html = if failed && !views.is_empty() {
                     format!(
@@ -170,8 +181,8 @@ pub fn chapter(
             let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
             let views: Vec<Value> = steps
                 .iter()
-                .filter_map(|s| records.get(*s))
-                .map(|r| step_view(r, script, &labels))
+                .filter_map(|s| records(*s))
+                .map(view)
                 .collect();
             if !views.is_empty() {
                 let data = transcript_view(&labels, None, None, views);
@@ -182,7 +193,8 @@ pub fn chapter(
             }
         }
 
-        edits.extend(build_charts(chapter, script, records, &labels));
+        let ordered: Vec<&Record> = by_step.values().copied().collect();
+        edits.extend(build_charts(chapter, script, &ordered, &labels));
 
         for (item, note) in &script.notes {
             let html = templates.render(
@@ -214,8 +226,8 @@ pub fn chapter(
             let views: Vec<Value> = shot
                 .steps
                 .iter()
-                .filter_map(|s| records.get(*s))
-                .map(|r| step_view(r, script, &labels))
+                .filter_map(|s| records(*s))
+                .map(view)
                 .collect();
             let html = if views.is_empty() {
                 let reason = if shot.steps.is_empty() {
@@ -256,7 +268,7 @@ pub fn chapter(
 fn build_charts(
     chapter: &Chapter,
     script: &Script,
-    records: &[Record],
+    records: &[&Record],
     labels: &Labels,
 ) -> Vec<(std::ops::Range<usize>, String)> {
     let tag_re = regex::Regex::new(r"(?:--tag|-t)[ =]([^\s;&|]+)").expect("static regex");
@@ -392,13 +404,23 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// When the records were made: one date, or the oldest and the newest.
+fn dates(verified: &[String]) -> String {
+    match (verified.iter().min(), verified.iter().max()) {
+        (Some(a), Some(b)) if a != b => format!("{a} – {b}"),
+        (Some(a), _) => a.clone(),
+        _ => crate::store::utc_now(),
+    }
+}
+
 fn provenance_view(report: &Report, labels: &Labels) -> Value {
     let count = |f: &dyn Fn(&Record) -> bool| report.records.iter().filter(|r| f(r)).count();
     let skipped = count(&|r| matches!(r.outcome, Outcome::Skipped(_)));
     let failed = count(&|r| !r.is_ok());
     json!({
         "labels": labels,
-        "date": utc_now(),
+        "date": dates(&report.verified),
+        "stale": report.stale.len(),
         "engine": report.engine.server,
         "client": report.engine.client,
         "ok": report.records.len() - skipped - failed,
@@ -407,30 +429,6 @@ fn provenance_view(report: &Report, labels: &Labels) -> Value {
         "all_ok": failed == 0,
         "stand_ins": report.stand_ins.iter().collect::<Vec<_>>(),
     })
-}
-
-/// The current time as `YYYY-MM-DD HH:MM UTC`.
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
 }
 
 #[cfg(test)]
@@ -520,6 +518,8 @@ mod snapshot_tests {
                 client: "28.2.2".into(),
             },
             stand_ins: ["ubuntu:14.04".to_string()].into_iter().collect(),
+            verified: vec!["2026-12-04 17:40 UTC".into()],
+            ..Report::default()
         };
         let templates = Templates::load(None).unwrap();
         let run = Run {

@@ -19,7 +19,8 @@ use blocks::{Terminals, file_block, probe_step, shell_block};
 pub const SHELL_LANGS: &[&str] = &["shell", "sh", "bash", "console", "shell-session"];
 
 /// The exit status a command must end with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Expect {
     Status(i32),
     NonZero,

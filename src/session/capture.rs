@@ -9,13 +9,22 @@ const TAIL_LINES: usize = 60;
 const TAIL_BYTES: usize = 24 * 1024;
 
 /// What a command wrote, bounded in size.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Output {
+    #[serde(with = "crate::record::bytes")]
     pub head: Vec<u8>,
     /// The last lines, when the output was longer than the head.
+    #[serde(default, with = "crate::record::bytes", skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<u8>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted_lines: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Output {
@@ -24,6 +33,11 @@ impl Output {
         let mut capture = Capture::default();
         capture.push(bytes);
         capture.finish()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.tail.is_empty() && self.omitted_bytes == 0
     }
 
     /// Whether the middle was cut out.

@@ -12,11 +12,13 @@ use crate::script::probe::Target;
 const MAX_BODY: u64 = 1 << 20;
 
 /// What a server answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Response {
     pub status: u16,
     pub reason: String,
     pub content_type: String,
+    #[serde(with = "crate::record::bytes")]
     pub body: Vec<u8>,
 }
 

@@ -3,6 +3,7 @@
 //! labels what the session creates and removes it at the end.
 
 pub mod capture;
+mod checkpoint;
 pub mod http;
 pub mod pty;
 mod step;
@@ -17,17 +18,43 @@ use anyhow::{Context, Result};
 use crate::config::Settings;
 use crate::docker;
 use crate::record::Record;
-use crate::script::{Script, StepKind};
+use crate::script::{self, Script, StepKind};
 use terminal::Shell;
 use workspace::offline_repositories;
 
 /// What a session found out besides the records.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The records of the steps that ran, in order.
     pub records: Vec<Record>,
+    /// For each record, the exercise paths (relative to the book's root)
+    /// its step could see.
+    pub sees: Vec<Vec<String>>,
+    /// For each record, the images from outside the chapter its step used,
+    /// with their ids.
+    pub images: Vec<BTreeMap<String, String>>,
+    /// Steps after which a checkpoint was saved.
+    pub checkpoints: Vec<usize>,
+    /// Steps whose records come from the store but are stale: shown, but
+    /// not verified again.
+    pub stale: BTreeSet<usize>,
+    /// When the records were made, as `YYYY-MM-DD HH:MM UTC`.
+    pub verified: Vec<String>,
     pub engine: docker::Engine,
     /// Stand-in images seen on the daemon during the run.
     pub stand_ins: BTreeSet<String>,
+}
+
+/// Where a run starts, and where it saves checkpoints.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Resume<'a> {
+    /// The first step to run.
+    pub from: usize,
+    /// The checkpoint (without extension) that holds the state before
+    /// `from`; required when `from` is not 0.
+    pub restore: Option<&'a Path>,
+    /// A directory to save checkpoints in, as `after-<step>`.
+    pub save: Option<&'a Path>,
 }
 
 /// A chapter's workspace and shell.
@@ -45,6 +72,11 @@ pub struct Session {
     bound: BTreeMap<String, String>,
     id: String,
     docker: String,
+    /// The book's root, against which exercise paths are resolved.
+    root: PathBuf,
+    /// The repositories the book serves: URL to directory (relative to the
+    /// book's root).
+    repos: BTreeMap<String, String>,
     /// Whether the chapter talks to Docker at all; if not, no daemon is needed.
     uses_docker: bool,
     cleaned: bool,
@@ -128,21 +160,51 @@ impl Session {
             bound: BTreeMap::new(),
             id,
             docker,
+            root: book_root.to_path_buf(),
+            repos: settings.repos.clone(),
             uses_docker,
             cleaned: false,
         })
     }
 
-    /// Runs every step in order and cleans up, also after failures.
-    pub fn run(mut self, script: &Script, settings: &Settings, chapter: &str) -> Report {
+    /// Runs the steps in order from `resume.from` and cleans up, also after
+    /// failures.
+    pub fn run(
+        mut self,
+        script: &Script,
+        settings: &Settings,
+        chapter: &str,
+        resume: Resume<'_>,
+    ) -> Result<Report> {
         let mut report = Report::default();
         if self.uses_docker {
             report.engine = docker::probe(&self.docker).unwrap_or_default();
         }
+        if resume.from > 0 {
+            let Some(base) = resume.restore else {
+                anyhow::bail!("a run from step {} needs a checkpoint", resume.from + 1);
+            };
+            self.restore(base).context("restoring the checkpoint")?;
+        }
         let total = script.steps.len();
+        // After a line that changed the shell's variables or options, the
+        // state is more than files, and no checkpoint can hold it.
+        let last_checkpoint = script
+            .steps
+            .iter()
+            .position(|s| {
+                matches!(&s.kind, StepKind::Command(c)
+                    if c.terminal.is_none() && script::guard::changes_shell_state(&c.run))
+            })
+            .unwrap_or(total);
+        let (mut objects, mut recheck) = (false, true);
 
-        for (index, step) in script.steps.iter().enumerate() {
+        for (index, step) in script.steps.iter().enumerate().skip(resume.from) {
+            crate::progress::step(chapter, index, total, step);
+            let cwd = self.shell.cwd().to_path_buf();
             let record = self.run_step(index, step, settings);
+            report.sees.push(self.sees(step, &cwd));
+            report.images.push(self.images_used(step, &record));
             match &record.problem {
                 Some(problem) => {
                     tracing::error!("{chapter}:{}: `{}`: {problem}", step.line, record.command)
@@ -165,10 +227,23 @@ impl Session {
                 report.stand_ins.extend(docker::stand_ins(&self.docker));
             }
             report.records.push(record);
+
+            recheck |= matches!(step.kind, StepKind::Command(_));
+            if let Some(dir) = resume.save
+                && index + 1 < total
+                && index < last_checkpoint
+                && self.is_quiet(&mut recheck, &mut objects)
+            {
+                match self.checkpoint(&dir.join(format!("after-{index}"))) {
+                    Ok(()) => report.checkpoints.push(index),
+                    Err(e) => tracing::debug!("no checkpoint after step {}: {e:#}", index + 1),
+                }
+            }
         }
+        crate::progress::done();
 
         self.finish();
-        report
+        Ok(report)
     }
 
     fn display_path(&self, path: &Path) -> String {

@@ -83,6 +83,7 @@ impl Session {
     /// Shows the workspace as `~` in messages, as it is in output.
     fn sanitise(&self, record: &mut Record) {
         let home = self.home.to_string_lossy().to_string();
+        record.output.replace(home.as_bytes(), b"~");
         if let Some(problem) = record.problem.as_mut() {
             *problem = problem.replace(&home, "~");
         }

@@ -130,6 +130,12 @@ impl Shell {
         self.alive
     }
 
+    /// Whether the shell runs and nothing it started still runs, such as
+    /// a server sent to the background.
+    pub fn is_idle(&self) -> bool {
+        self.alive && session_members(self.pid()).is_empty()
+    }
+
     /// The shell's process id, which is also its session id.
     pub fn pid(&self) -> u32 {
         self.child.id()

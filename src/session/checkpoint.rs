@@ -1,0 +1,415 @@
+//! What a step could see, which images it used, and checkpoints: the state
+//! of a session between two steps, saved so that a later build can resume
+//! there instead of running the chapter from its first step.
+//!
+//! A checkpoint is taken only where the state is files and a directory:
+//! no terminal is open, nothing runs in the background, the session has no
+//! containers, volumes or networks, and no earlier line changed the shell's
+//! variables or options. It holds the workspace as a tar archive, the
+//! shell's directory, and the tags the session's builds had set.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::Session;
+use crate::docker;
+use crate::record::Record;
+use crate::script::{Step, StepKind};
+
+/// A workspace larger than this is not saved.
+const MAX_WORKSPACE_BYTES: u64 = 256 << 20;
+
+/// What a checkpoint holds besides the workspace archive.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Meta {
+    /// The shell's directory, relative to the workspace.
+    pub cwd: String,
+    /// Tags the session's builds had set, with their image ids.
+    pub tags: Vec<(String, String)>,
+    /// Copies of exercise files in the workspace: for each clone, where it
+    /// lies, the exercise directory it came from, and the hash each file
+    /// had in the exercise when the checkpoint was taken.
+    pub copies: Vec<Copy>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Copy {
+    pub clone: String,
+    pub exercise: String,
+    pub files: BTreeMap<String, String>,
+}
+
+impl Session {
+    /// The exercise paths (relative to the book's root) a step can see: the
+    /// directory it runs in and the paths its command names, where they lie
+    /// inside a clone of a repository the book serves.
+    pub(super) fn sees(&self, step: &Step, cwd: &Path) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        match &step.kind {
+            StepKind::Command(c) if c.terminal.is_none() => {
+                paths.push(cwd.to_path_buf());
+                for word in c.run.split_whitespace() {
+                    let word = word.trim_matches(['"', '\'']);
+                    let word = word.rsplit('=').next().unwrap_or(word);
+                    let word = word.split(':').next().unwrap_or(word);
+                    if word.is_empty() || word.starts_with('-') || word.contains('$') {
+                        continue;
+                    }
+                    let candidate = cwd.join(word);
+                    if candidate.exists() {
+                        paths.push(candidate);
+                    }
+                }
+            }
+            StepKind::Edit { path, .. } => paths.push(cwd.join(path)),
+            _ => {}
+        }
+        let mut seen: Vec<String> = paths
+            .iter()
+            .filter_map(|p| self.exercise_of(p))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        // A directory already covers what lies inside it.
+        let all = seen.clone();
+        seen.retain(|p| {
+            !all.iter()
+                .any(|q| q != p && Path::new(p).starts_with(Path::new(q)))
+        });
+        seen
+    }
+
+    /// The exercise path a workspace path is a copy of, relative to the
+    /// book's root, if it lies in a clone of a repository the book serves.
+    fn exercise_of(&self, path: &Path) -> Option<String> {
+        let path = normalise(path);
+        let (clone, exercise) = self.clone_of(&path)?;
+        let rel = path.strip_prefix(&clone).ok()?;
+        let target = Path::new(&exercise).join(rel);
+        self.root.join(&target).exists().then(|| slash(&target))
+    }
+
+    /// The clone that holds a path, and the exercise directory (relative to
+    /// the book's root) it was cloned from.
+    fn clone_of(&self, path: &Path) -> Option<(PathBuf, String)> {
+        let mut dir = path;
+        loop {
+            if !dir.starts_with(&self.home) {
+                return None;
+            }
+            if let Ok(config) = std::fs::read_to_string(dir.join(".git/config")) {
+                let url = config.lines().find_map(|l| {
+                    let (k, v) = l.trim().split_once('=')?;
+                    (k.trim() == "url").then(|| v.trim().to_string())
+                })?;
+                let exercise = self.repos.get(&url)?;
+                return Some((dir.to_path_buf(), exercise.clone()));
+            }
+            dir = dir.parent()?;
+        }
+    }
+
+    /// The images from outside the chapter a step used, with their ids.
+    pub(super) fn images_used(&self, step: &Step, record: &Record) -> BTreeMap<String, String> {
+        let StepKind::Command(c) = &step.kind else {
+            return BTreeMap::new();
+        };
+        if !self.uses_docker || !c.run.contains("docker") {
+            return BTreeMap::new();
+        }
+        let text = String::from_utf8_lossy(&record.output.head);
+        let build = crate::builds::parse(&text);
+        let built = self.built_tags();
+        let refs: Vec<String> = docker::image_refs(&c.run, build.as_ref())
+            .into_iter()
+            .filter(|r| !built.iter().any(|(t, _)| same_ref(t, r)))
+            .collect();
+        docker::image_ids(&refs)
+    }
+
+    /// The tags the session's builds set, with the id each named before.
+    fn built_tags(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.ctl.join("built"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (tag, before) = l.split_once('\t')?;
+                Some((tag.to_string(), before.to_string()))
+            })
+            .collect()
+    }
+
+    /// Whether the session's state is only files and a directory now.
+    /// `objects` caches whether the session has Docker objects; `recheck`
+    /// says that a command ran since it was last asked, since only a
+    /// command can change that.
+    pub(super) fn is_quiet(&mut self, recheck: &mut bool, objects: &mut bool) -> bool {
+        if !self.shell.is_idle() || self.terminals.values_mut().any(|t| t.is_open()) {
+            return false;
+        }
+        if self.uses_docker && *recheck {
+            *objects = self.has_docker_objects();
+            *recheck = false;
+        }
+        !*objects
+    }
+
+    fn has_docker_objects(&self) -> bool {
+        let filter = format!("label={}={}", docker::SESSION_LABEL, self.id);
+        let t = Duration::from_secs(30);
+        let lists: [&[&str]; 3] = [&["ps", "-aq"], &["volume", "ls", "-q"], &["network", "ls", "-q"]];
+        lists.iter().any(|list| {
+            let mut args = list.to_vec();
+            args.extend(["--filter", &filter]);
+            // When the daemon cannot say, the state is unknown: no checkpoint.
+            docker::query(&self.docker, &args, t).map_or(true, |out| !out.trim().is_empty())
+        })
+    }
+
+    /// Saves the session's state as `<base>.tar` and `<base>.json`.
+    pub(super) fn checkpoint(&self, base: &Path) -> Result<()> {
+        if dir_size(&self.home) > MAX_WORKSPACE_BYTES {
+            bail!("the workspace is larger than {} MiB", MAX_WORKSPACE_BYTES >> 20);
+        }
+        if let Some(dir) = base.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tar = base.with_extension("tar");
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&self.home)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running tar")?;
+        if !status.success() {
+            bail!("tar could not archive the workspace");
+        }
+
+        let mut tags = Vec::new();
+        if self.uses_docker {
+            let t = Duration::from_secs(30);
+            for (tag, _) in self.built_tags() {
+                if tags.iter().any(|(t, _): &(String, String)| *t == tag) {
+                    continue;
+                }
+                if let Ok(id) = docker::query(&self.docker, &["image", "inspect", "--format", "{{.Id}}", &tag], t) {
+                    tags.push((tag, id.trim().to_string()));
+                }
+            }
+        }
+        let meta = Meta {
+            cwd: self
+                .shell
+                .cwd()
+                .strip_prefix(&self.home)
+                .map(slash)
+                .unwrap_or_default(),
+            tags,
+            copies: self.copies(),
+        };
+        std::fs::write(base.with_extension("json"), serde_json::to_string(&meta)?)
+            .context("writing the checkpoint")?;
+        Ok(())
+    }
+
+    /// The clones in the workspace, with the hashes of their exercise
+    /// files now.
+    fn copies(&self) -> Vec<Copy> {
+        let mut copies = Vec::new();
+        let Ok(entries) = walk(&self.home, 3) else {
+            return copies;
+        };
+        for dir in entries {
+            if !dir.join(".git/config").is_file() {
+                continue;
+            }
+            let Some((clone, exercise)) = self.clone_of(&dir) else {
+                continue;
+            };
+            let mut files = BTreeMap::new();
+            for file in files_under(&self.root.join(&exercise)) {
+                let rel = file.strip_prefix(self.root.join(&exercise)).unwrap_or(&file);
+                files.insert(slash(rel), crate::store::key::hash_path(&file));
+            }
+            copies.push(Copy {
+                clone: clone.strip_prefix(&self.home).map(slash).unwrap_or_default(),
+                exercise,
+                files,
+            });
+        }
+        copies
+    }
+
+    /// Restores a checkpoint into the fresh workspace: its files, with the
+    /// exercise files that changed since brought up to date where the
+    /// chapter had not changed them; the shell's directory; the tags.
+    pub(super) fn restore(&mut self, base: &Path) -> Result<()> {
+        let meta: Meta = serde_json::from_str(
+            &std::fs::read_to_string(base.with_extension("json")).context("reading the checkpoint")?,
+        )
+        .context("reading the checkpoint")?;
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&self.home)
+            .arg("-xf")
+            .arg(base.with_extension("tar"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running tar")?;
+        if !status.success() {
+            bail!("tar could not unpack the checkpoint");
+        }
+
+        for copy in &meta.copies {
+            let exercise = self.root.join(&copy.exercise);
+            let clone = self.home.join(&copy.clone);
+            let mut now: BTreeMap<String, PathBuf> = BTreeMap::new();
+            for file in files_under(&exercise) {
+                let rel = slash(file.strip_prefix(&exercise).unwrap_or(&file));
+                now.insert(rel, file);
+            }
+            for (rel, then) in &copy.files {
+                let target = clone.join(rel);
+                let untouched = crate::store::key::hash_path(&target) == *then;
+                match now.get(rel) {
+                    Some(source) if untouched => {
+                        std::fs::copy(source, &target)
+                            .with_context(|| format!("updating {}", target.display()))?;
+                    }
+                    None if untouched => {
+                        let _ = std::fs::remove_file(&target);
+                    }
+                    _ => {}
+                }
+            }
+            for (rel, source) in &now {
+                let target = clone.join(rel);
+                if !copy.files.contains_key(rel) && !target.exists() {
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::copy(source, &target)
+                        .with_context(|| format!("adding {}", target.display()))?;
+                }
+            }
+        }
+
+        let cwd = self.home.join(&meta.cwd);
+        let ran = self
+            .shell
+            .run(&format!("cd -- {}", super::terminal::quote(&cwd.to_string_lossy())), Duration::from_secs(10))?;
+        if !matches!(ran.end, super::terminal::End::Exited(0)) {
+            bail!("the shell could not change to the checkpoint's directory");
+        }
+
+        let t = Duration::from_secs(60);
+        let mut built = String::new();
+        for (tag, id) in &meta.tags {
+            let before = docker::query(&self.docker, &["image", "inspect", "--format", "{{.Id}}", tag], t)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            built.push_str(&format!("{tag}\t{before}\n"));
+            docker::query(&self.docker, &["tag", id, tag], t)
+                .with_context(|| format!("giving back the tag {tag}"))?;
+        }
+        if !built.is_empty() {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.ctl.join("built"))?
+                .write_all(built.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether two image references name the same image (`x` is `x:latest`).
+fn same_ref(a: &str, b: &str) -> bool {
+    let full = |r: &str| {
+        if r.rsplit('/').next().unwrap_or(r).contains(':') || r.contains('@') {
+            r.to_string()
+        } else {
+            format!("{r}:latest")
+        }
+    };
+    full(a) == full(b)
+}
+
+fn slash(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+/// A path with `.` and `..` resolved without touching the file system.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Directories under `root` down to `depth`, `root` included.
+fn walk(root: &Path, depth: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = vec![root.to_path_buf()];
+    if depth == 0 {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(root)?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != ".git" {
+            out.extend(walk(&entry.path(), depth - 1).unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// Regular files under a directory, without `.git`.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if kind.is_dir() {
+            out.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+fn dir_size(root: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}

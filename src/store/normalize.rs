@@ -1,0 +1,230 @@
+//! Normalization in two layers. Sanitisers change what the reader sees and
+//! what is stored: host paths, the user's and the machine's names. The
+//! comparator applies only when a new run is compared with the store, and
+//! masks what differs between two honest runs: ids, digests, durations,
+//! "N seconds ago", container addresses, generated names.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::config::Rule;
+use crate::record::{Outcome, Record};
+
+/// Rules that change what is shown and stored.
+pub struct Sanitiser {
+    /// Literal replacements found on this machine.
+    literal: Vec<(String, String)>,
+    rules: Vec<(regex::bytes::Regex, String)>,
+}
+
+impl Sanitiser {
+    /// The built-in rules for this machine plus the user's.
+    pub fn new(user_rules: &[Rule]) -> Sanitiser {
+        let mut literal = Vec::new();
+        // The real home first: it usually contains the user's name.
+        if let Some(home) = std::env::var_os("HOME").map(|h| h.to_string_lossy().to_string())
+            && home.len() > 1
+        {
+            literal.push((home, "/home/user".to_string()));
+        }
+        if let Some(host) = hostname().filter(|h| h.len() >= 4 && h != "localhost") {
+            literal.push((host, "host".to_string()));
+        }
+        let rules = user_rules
+            .iter()
+            .filter_map(|r| Some((regex::bytes::Regex::new(&r.pattern).ok()?, r.replace.clone())))
+            .collect();
+        Sanitiser { literal, rules }
+    }
+
+    /// Applies the rules to what a record shows.
+    pub fn apply(&self, record: &mut Record) {
+        for (from, to) in &self.literal {
+            record.output.replace(from.as_bytes(), to.as_bytes());
+            if let Some(p) = record.problem.as_mut() {
+                *p = p.replace(from, to);
+            }
+        }
+        if self.rules.is_empty() {
+            return;
+        }
+        for bytes in [&mut record.output.head, &mut record.output.tail] {
+            for (re, to) in &self.rules {
+                *bytes = re.replace_all(bytes, to.as_bytes()).into_owned();
+            }
+        }
+        if let Some(p) = record.problem.as_mut() {
+            for (re, to) in &self.rules {
+                *p = String::from_utf8_lossy(&re.replace_all(p.as_bytes(), to.as_bytes()))
+                    .into_owned();
+            }
+        }
+    }
+}
+
+/// The machine's name, from the kernel.
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// Masks what may differ between two honest runs.
+pub struct Comparator {
+    rules: Vec<(Regex, String)>,
+}
+
+static BUILT_IN: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    let r = |p: &str| Regex::new(p).expect("static pattern");
+    vec![
+        (r(r"sha256:[0-9a-f]{12,64}"), "sha256:<digest>"),
+        (
+            r(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?( UTC)?"),
+            "<date>",
+        ),
+        (r(r"\b\d{2}/[A-Z][a-z]{2}/\d{4}[ :]\d{2}:\d{2}:\d{2}"), "<date>"),
+        (
+            r(r"\b(About (a|an) \w+|Less than a second|\d+ (second|minute|hour|day|week|month|year)s?) ago\b"),
+            "<ago>",
+        ),
+        (
+            r(r"\bUp (About (a|an) \w+|Less than a second|\d+ (second|minute|hour|day|week)s?)\b"),
+            "Up <ago>",
+        ),
+        (r(r"\b172\.(1[6-9]|2\d|3[01])\.\d{1,3}\.\d{1,3}\b"), "<ip>"),
+        (r(r"\b\d+(\.\d+)?\s?(ms|µs|s|m|h)\b"), "<time>"),
+        (r(r"\b\d+m\d+(\.\d+)?s\b"), "<time>"),
+    ]
+});
+
+static HEX_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([0-9a-f]{64}|[0-9a-f]{12})\b").expect("static pattern"));
+/// A `docker ps` row ends in the container's name, which Docker makes up
+/// as adjective_surname unless `--name` is given.
+static PS_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)((ago|Created|Up <ago>|Exited \(\d+\) <ago>).*\s)[a-z]+_[a-z]+\d*\s*$")
+        .expect("static pattern")
+});
+
+impl Comparator {
+    /// The built-in rules plus the user's.
+    pub fn new(user_rules: &[Rule]) -> Comparator {
+        let rules = user_rules
+            .iter()
+            .filter_map(|r| Some((Regex::new(&r.pattern).ok()?, r.replace.clone())))
+            .collect();
+        Comparator { rules }
+    }
+
+    /// Text with what may differ masked.
+    pub fn mask(&self, text: &str) -> String {
+        let mut text = HEX_ID
+            .replace_all(text, |c: &regex::Captures| {
+                // Twelve letters a-f are a word more often than an id.
+                if c[0].bytes().any(|b| b.is_ascii_digit()) {
+                    "<id>".to_string()
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+        for (re, to) in BUILT_IN.iter() {
+            text = re.replace_all(&text, *to).into_owned();
+        }
+        text = PS_NAME.replace_all(&text, "${1}<name>").into_owned();
+        for (re, to) in &self.rules {
+            text = re.replace_all(&text, to.as_str()).into_owned();
+        }
+        text
+    }
+
+    /// A record as the text that is compared: the command, what it showed,
+    /// how it ended, and a probe's answer. Durations are not compared.
+    pub fn view(&self, record: &Record) -> String {
+        let mut out = String::new();
+        let prompt = record.terminal.as_deref().unwrap_or("host");
+        out.push_str(&format!("[{prompt}] {}\n", record.command));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        out.push_str(&self.mask(&text(&record.output.head)));
+        if record.output.is_truncated() {
+            out.push_str(&format!(
+                "\n… {} lines omitted …\n",
+                record.output.omitted_lines
+            ));
+            out.push_str(&self.mask(&text(&record.output.tail)));
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let outcome = match &record.outcome {
+            Outcome::TimedOut(_) => "timed-out".to_string(),
+            other => format!("{other:?}"),
+        };
+        out.push_str(&format!("= {}\n", self.mask(&outcome)));
+        if let Some(http) = &record.http {
+            out.push_str(&format!("= HTTP {} {}\n", http.status, http.content_type));
+            out.push_str(&self.mask(&text(&http.body)));
+            out.push('\n');
+        }
+        if let Some(problem) = &record.problem {
+            out.push_str(&format!("= problem: {}\n", self.mask(problem)));
+        }
+        out
+    }
+
+    /// A unified diff between a stored record and a new one, or `None` when
+    /// they agree after masking.
+    pub fn diff(&self, stored: &Record, now: &Record) -> Option<String> {
+        let (a, b) = (self.view(stored), self.view(now));
+        if a == b {
+            return None;
+        }
+        Some(
+            similar::TextDiff::from_lines(&a, &b)
+                .unified_diff()
+                .context_radius(3)
+                .header("stored", "now")
+                .to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_what_differs_between_honest_runs() {
+        let c = Comparator::new(&[]);
+        let ps = "CONTAINER ID   IMAGE          COMMAND   CREATED          STATUS                      PORTS     NAMES\n3f2a9c1b7d4e   ubuntu:14.04   \"bash\"    12 seconds ago   Exited (0) 3 seconds ago              eager_turing\n";
+        let masked = c.mask(ps);
+        assert!(masked.contains("<id>   ubuntu:14.04"), "{masked}");
+        assert!(masked.contains("<ago>   Exited (0) <ago>"), "{masked}");
+        assert!(masked.trim_end().ends_with("<name>"), "{masked}");
+        assert_eq!(
+            c.mask("#8 DONE 0.4s\nSuccessfully built 9d1c2b3a4f5e\nwriting image sha256:0123456789abcdef0123"),
+            "#8 DONE <time>\nSuccessfully built <id>\nwriting image sha256:<digest>"
+        );
+        assert_eq!(c.mask("inet 172.17.0.3/16"), "inet <ip>/16");
+        assert_eq!(
+            c.mask("127.0.0.1 - - [04/Dec/2026 17:40:02] \"GET / HTTP/1.1\" 200 -"),
+            "127.0.0.1 - - [<date>] \"GET / HTTP/1.1\" 200 -"
+        );
+        // Words and numbers that carry meaning stay.
+        assert_eq!(c.mask("decade 42 Flask 0.12"), "decade 42 Flask 0.12");
+        assert_eq!(c.mask("Up 5 minutes"), "Up <ago>");
+    }
+
+    #[test]
+    fn user_rules_apply() {
+        let rules = [Rule {
+            pattern: r"Debugger PIN: [\d-]+".into(),
+            replace: "Debugger PIN: <pin>".into(),
+        }];
+        assert_eq!(
+            Comparator::new(&rules).mask("Debugger PIN: 123-456-789"),
+            "Debugger PIN: <pin>"
+        );
+    }
+}
