@@ -280,7 +280,9 @@ fn api_image_id(socket: &str, reference: &str) -> Option<String> {
     use std::io::Write;
     let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
     let path: String = reference
         .bytes()
         .map(|b| match b {
@@ -308,12 +310,51 @@ fn api_image_id(socket: &str, reference: &str) -> Option<String> {
 
 /// Options of `docker run` and `docker create` that take a value.
 const VALUE_OPTIONS: &[&str] = &[
-    "-a", "-c", "-e", "-h", "-l", "-m", "-p", "-u", "-v", "-w", "--add-host", "--attach",
-    "--cap-add", "--cap-drop", "--cidfile", "--cpus", "--device", "--dns", "--entrypoint",
-    "--env", "--env-file", "--expose", "--health-cmd", "--hostname", "--ip", "--label",
-    "--link", "--log-driver", "--log-opt", "--memory", "--mount", "--name", "--network",
-    "--platform", "--publish", "--pull", "--restart", "--shm-size", "--stop-signal",
-    "--stop-timeout", "--tmpfs", "--ulimit", "--user", "--volume", "--volumes-from",
+    "-a",
+    "-c",
+    "-e",
+    "-h",
+    "-l",
+    "-m",
+    "-p",
+    "-u",
+    "-v",
+    "-w",
+    "--add-host",
+    "--attach",
+    "--cap-add",
+    "--cap-drop",
+    "--cidfile",
+    "--cpus",
+    "--device",
+    "--dns",
+    "--entrypoint",
+    "--env",
+    "--env-file",
+    "--expose",
+    "--health-cmd",
+    "--hostname",
+    "--ip",
+    "--label",
+    "--link",
+    "--log-driver",
+    "--log-opt",
+    "--memory",
+    "--mount",
+    "--name",
+    "--network",
+    "--platform",
+    "--publish",
+    "--pull",
+    "--restart",
+    "--shm-size",
+    "--stop-signal",
+    "--stop-timeout",
+    "--tmpfs",
+    "--ulimit",
+    "--user",
+    "--volume",
+    "--volumes-from",
     "--workdir",
 ];
 
@@ -362,7 +403,9 @@ pub fn image_refs(command: &str, build: Option<&crate::builds::Build>) -> Vec<St
                 .skip(1)
                 .filter(|p| !p.starts_with("--"));
             if let Some(image) = parts.next()
-                && !stages.iter().any(|s: &String| s.eq_ignore_ascii_case(image))
+                && !stages
+                    .iter()
+                    .any(|s: &String| s.eq_ignore_ascii_case(image))
             {
                 refs.push(image.to_string());
             }
@@ -390,7 +433,10 @@ mod tests {
             ["python-webapp"]
         );
         assert_eq!(
-            image_refs("docker pull ubuntu:14.04 && docker container run --rm=true -v \"$PWD:/m\" alpine ls", None),
+            image_refs(
+                "docker pull ubuntu:14.04 && docker container run --rm=true -v \"$PWD:/m\" alpine ls",
+                None
+            ),
             ["alpine", "ubuntu:14.04"]
         );
         assert!(image_refs("docker ps -a; docker images", None).is_empty());

@@ -27,14 +27,19 @@ pub fn report(
         let record = &entry.record;
         let at = format!("{chapter}:{}: `{}`", record.line, record.command);
         let Some(was) = old.get(record.step) else {
-            problems.push(format!("{at}: not in the store; `mdbook-workbook accept` records it"));
+            problems.push(format!(
+                "{at}: not in the store; `mdbook-workbook accept` records it"
+            ));
             continue;
         };
         if let Some(diff) = comparator.diff(&was.record, record) {
             eprintln!("drift in {at}:\n{diff}");
             problems.push(format!("{at}: differs from its record (diff above)"));
         }
-        let (then, now) = (was.record.duration.as_secs_f64(), record.duration.as_secs_f64());
+        let (then, now) = (
+            was.record.duration.as_secs_f64(),
+            record.duration.as_secs_f64(),
+        );
         if record.command.contains("docker build")
             && now > then * SLOWER_RATIO
             && now - then > SLOWER_BY_SECS

@@ -18,5 +18,5 @@ pub mod progress;
 pub mod record;
 pub mod render;
 pub mod script;
-pub mod store;
 pub mod session;
+pub mod store;

@@ -166,10 +166,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Accept { book, mdbook }) => {
             let ok = build_in_mode(&mdbook, &book, "refresh")?;
             Ok(if ok {
-                eprintln!("mdbook-workbook: the store of {} is up to date", book.display());
+                eprintln!(
+                    "mdbook-workbook: the store of {} is up to date",
+                    book.display()
+                );
                 ExitCode::SUCCESS
             } else {
-                eprintln!("mdbook-workbook: the results are recorded, but some steps failed (see above)");
+                eprintln!(
+                    "mdbook-workbook: the results are recorded, but some steps failed (see above)"
+                );
                 ExitCode::FAILURE
             })
         }
@@ -209,6 +214,16 @@ fn build_in_mode(mdbook: &str, book: &std::path::Path, mode: &str) -> Result<boo
         .arg(dest.path())
         .env("WORKBOOK_MODE", mode)
         .stdin(std::process::Stdio::null());
+    // The book's preprocessor is this very program, whatever PATH holds.
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+    {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let joined = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path)))
+            .context("building PATH")?;
+        command.env("PATH", joined);
+    }
     if mode == "check" {
         command.env("WORKBOOK_ON_FAILURE", "fail");
     }

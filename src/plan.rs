@@ -146,7 +146,13 @@ pub fn checkpoint_dir(root: &Path, chapter: &str) -> Option<PathBuf> {
         .collect();
     let slug: String = chapter
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Some(base.join("checkpoints").join(book).join(slug))
 }
@@ -168,7 +174,13 @@ pub fn resume_point(plan: &Plan, dir: Option<&Path>) -> (usize, Option<PathBuf>)
 
 /// Keeps the checkpoints a run saved under their steps' keys, and removes
 /// those of keys no longer in the chapter's chain.
-pub fn keep_checkpoints(dir: &Path, saved: &Path, report: &Report, entries: &[Entry], chain: &[String]) {
+pub fn keep_checkpoints(
+    dir: &Path,
+    saved: &Path,
+    report: &Report,
+    entries: &[Entry],
+    chain: &[String],
+) {
     for &after in &report.checkpoints {
         let Some(entry) = entries.iter().find(|e| e.record.step == after) else {
             continue;

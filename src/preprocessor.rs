@@ -226,10 +226,13 @@ pub fn run_chapter(
         _ => (0, None),
     };
     // A check writes nothing, checkpoints included.
-    let saved = checkpoints.as_ref().filter(|_| mode != Mode::Check).and_then(|dir| {
-        std::fs::create_dir_all(dir).ok()?;
-        tempfile::Builder::new().prefix("run-").tempdir_in(dir).ok()
-    });
+    let saved = checkpoints
+        .as_ref()
+        .filter(|_| mode != Mode::Check)
+        .and_then(|dir| {
+            std::fs::create_dir_all(dir).ok()?;
+            tempfile::Builder::new().prefix("run-").tempdir_in(dir).ok()
+        });
     let resume = Resume {
         from,
         restore: restore.as_deref(),
@@ -241,9 +244,11 @@ pub fn run_chapter(
         from + 1,
         script.steps.len(),
         script.steps.len(),
-        match plan.fresh() {
-            0 => String::new(),
-            n => format!(" ({n} leading records valid)"),
+        match (mode, plan.fresh()) {
+            (Mode::Auto, 0) => String::new(),
+            (Mode::Auto, n) => format!(" ({n} leading records valid)"),
+            (Mode::Check, _) => " to compare with the store".to_string(),
+            _ => " (mode \"refresh\")".to_string(),
         }
     );
     let started = std::time::Instant::now();
@@ -321,7 +326,9 @@ pub fn run_chapter(
             Err(e) => problems.push(format!("{name}: the records could not be written: {e:#}")),
         }
     } else {
-        tracing::info!("{name}: the store is not written (CI=true and mode \"auto\"); `mdbook-workbook accept` records the results");
+        tracing::info!(
+            "{name}: the store is not written (CI=true and mode \"auto\"); `mdbook-workbook accept` records the results"
+        );
     }
     if let (Some(dir), Some(saved)) = (&checkpoints, &saved) {
         let chain: Vec<String> = kept

@@ -149,12 +149,7 @@ pub fn chapter(
                     .clone()
                     .any(|s| records(s).is_some_and(|r| !r.is_ok()));
                 let ran = block.steps.clone().all(|s| records(s).is_some());
-                let views: Vec<Value> = block
-                    .steps
-                    .clone()
-                    .filter_map(records)
-                    .map(view)
-                    .collect();
+                let views: Vec<Value> = block.steps.clone().filter_map(records).map(view).collect();
                 let html = if failed && !views.is_empty() {
                     format!(
                         "\n{}\n\n",
@@ -179,11 +174,7 @@ pub fn chapter(
                 html.push('\n');
             }
             let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
-            let views: Vec<Value> = steps
-                .iter()
-                .filter_map(|s| records(*s))
-                .map(view)
-                .collect();
+            let views: Vec<Value> = steps.iter().filter_map(|s| records(*s)).map(view).collect();
             if !views.is_empty() {
                 let data = transcript_view(&labels, None, None, views);
                 html.push_str(&templates.render("transcript", &data)?);

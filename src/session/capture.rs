@@ -15,7 +15,11 @@ pub struct Output {
     #[serde(with = "crate::record::bytes")]
     pub head: Vec<u8>,
     /// The last lines, when the output was longer than the head.
-    #[serde(default, with = "crate::record::bytes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "crate::record::bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tail: Vec<u8>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted_lines: u64,

@@ -68,10 +68,7 @@ impl Session {
             StepKind::Edit { path, .. } => paths.push(cwd.join(path)),
             _ => {}
         }
-        let mut seen: Vec<String> = paths
-            .iter()
-            .filter_map(|p| self.exercise_of(p))
-            .collect();
+        let mut seen: Vec<String> = paths.iter().filter_map(|p| self.exercise_of(p)).collect();
         seen.sort();
         seen.dedup();
         // A directory already covers what lies inside it.
@@ -161,7 +158,11 @@ impl Session {
     fn has_docker_objects(&self) -> bool {
         let filter = format!("label={}={}", docker::SESSION_LABEL, self.id);
         let t = Duration::from_secs(30);
-        let lists: [&[&str]; 3] = [&["ps", "-aq"], &["volume", "ls", "-q"], &["network", "ls", "-q"]];
+        let lists: [&[&str]; 3] = [
+            &["ps", "-aq"],
+            &["volume", "ls", "-q"],
+            &["network", "ls", "-q"],
+        ];
         lists.iter().any(|list| {
             let mut args = list.to_vec();
             args.extend(["--filter", &filter]);
@@ -173,7 +174,10 @@ impl Session {
     /// Saves the session's state as `<base>.tar` and `<base>.json`.
     pub(super) fn checkpoint(&self, base: &Path) -> Result<()> {
         if dir_size(&self.home) > MAX_WORKSPACE_BYTES {
-            bail!("the workspace is larger than {} MiB", MAX_WORKSPACE_BYTES >> 20);
+            bail!(
+                "the workspace is larger than {} MiB",
+                MAX_WORKSPACE_BYTES >> 20
+            );
         }
         if let Some(dir) = base.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -201,7 +205,11 @@ impl Session {
                 if tags.iter().any(|(t, _): &(String, String)| *t == tag) {
                     continue;
                 }
-                if let Ok(id) = docker::query(&self.docker, &["image", "inspect", "--format", "{{.Id}}", &tag], t) {
+                if let Ok(id) = docker::query(
+                    &self.docker,
+                    &["image", "inspect", "--format", "{{.Id}}", &tag],
+                    t,
+                ) {
                     tags.push((tag, id.trim().to_string()));
                 }
             }
@@ -237,11 +245,16 @@ impl Session {
             };
             let mut files = BTreeMap::new();
             for file in files_under(&self.root.join(&exercise)) {
-                let rel = file.strip_prefix(self.root.join(&exercise)).unwrap_or(&file);
+                let rel = file
+                    .strip_prefix(self.root.join(&exercise))
+                    .unwrap_or(&file);
                 files.insert(slash(rel), crate::store::key::hash_path(&file));
             }
             copies.push(Copy {
-                clone: clone.strip_prefix(&self.home).map(slash).unwrap_or_default(),
+                clone: clone
+                    .strip_prefix(&self.home)
+                    .map(slash)
+                    .unwrap_or_default(),
                 exercise,
                 files,
             });
@@ -254,7 +267,8 @@ impl Session {
     /// chapter had not changed them; the shell's directory; the tags.
     pub(super) fn restore(&mut self, base: &Path) -> Result<()> {
         let meta: Meta = serde_json::from_str(
-            &std::fs::read_to_string(base.with_extension("json")).context("reading the checkpoint")?,
+            &std::fs::read_to_string(base.with_extension("json"))
+                .context("reading the checkpoint")?,
         )
         .context("reading the checkpoint")?;
         let status = std::process::Command::new("tar")
@@ -306,9 +320,10 @@ impl Session {
         }
 
         let cwd = self.home.join(&meta.cwd);
-        let ran = self
-            .shell
-            .run(&format!("cd -- {}", super::terminal::quote(&cwd.to_string_lossy())), Duration::from_secs(10))?;
+        let ran = self.shell.run(
+            &format!("cd -- {}", super::terminal::quote(&cwd.to_string_lossy())),
+            Duration::from_secs(10),
+        )?;
         if !matches!(ran.end, super::terminal::End::Exited(0)) {
             bail!("the shell could not change to the checkpoint's directory");
         }
@@ -316,9 +331,13 @@ impl Session {
         let t = Duration::from_secs(60);
         let mut built = String::new();
         for (tag, id) in &meta.tags {
-            let before = docker::query(&self.docker, &["image", "inspect", "--format", "{{.Id}}", tag], t)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
+            let before = docker::query(
+                &self.docker,
+                &["image", "inspect", "--format", "{{.Id}}", tag],
+                t,
+            )
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
             built.push_str(&format!("{tag}\t{before}\n"));
             docker::query(&self.docker, &["tag", id, tag], t)
                 .with_context(|| format!("giving back the tag {tag}"))?;
@@ -387,7 +406,9 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
         return out;
     };
     for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if entry.file_name() == ".git" {
             continue;
         }

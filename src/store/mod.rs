@@ -191,8 +191,7 @@ fn parse(text: &str) -> Result<ChapterStore, String> {
         Some(n) => return Err(format!("1: unknown store format {n}; {hint}")),
         None => return Err(format!("1: no `format:` line, so not a store file; {hint}")),
     }
-    serde_yaml_ng::from_str(text)
-        .map_err(|e| format!("{}: {}; {hint}", at(&e), first_line(&e)))
+    serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {}; {hint}", at(&e), first_line(&e)))
 }
 
 fn first_line(e: &serde_yaml_ng::Error) -> String {

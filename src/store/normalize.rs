@@ -33,7 +33,12 @@ impl Sanitiser {
         }
         let rules = user_rules
             .iter()
-            .filter_map(|r| Some((regex::bytes::Regex::new(&r.pattern).ok()?, r.replace.clone())))
+            .filter_map(|r| {
+                Some((
+                    regex::bytes::Regex::new(&r.pattern).ok()?,
+                    r.replace.clone(),
+                ))
+            })
             .collect();
         Sanitiser { literal, rules }
     }
@@ -83,9 +88,22 @@ static BUILT_IN: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?( UTC)?"),
             "<date>",
         ),
-        (r(r"\b\d{2}/[A-Z][a-z]{2}/\d{4}[ :]\d{2}:\d{2}:\d{2}"), "<date>"),
         (
-            r(r"\b(About (a|an) \w+|Less than a second|\d+ (second|minute|hour|day|week|month|year)s?) ago\b"),
+            r(r"\b\d{2}/[A-Z][a-z]{2}/\d{4}[ :]\d{2}:\d{2}:\d{2}"),
+            "<date>",
+        ),
+        // `date` as it prints by default.
+        (
+            r(
+                r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2} (\w+ )?\d{4}\b",
+            ),
+            "<date>",
+        ),
+        (r(r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"), "<clock>"),
+        (
+            r(
+                r"\b(About (a|an) \w+|Less than a second|\d+ (second|minute|hour|day|week|month|year)s?) ago\b",
+            ),
             "<ago>",
         ),
         (
@@ -207,6 +225,8 @@ mod tests {
             "#8 DONE <time>\nSuccessfully built <id>\nwriting image sha256:<digest>"
         );
         assert_eq!(c.mask("inet 172.17.0.3/16"), "inet <ip>/16");
+        assert_eq!(c.mask("Fri Dec  4 17:36:19 UTC 2026"), "<date>");
+        assert_eq!(c.mask("at 09:15:02.123"), "at <clock>");
         assert_eq!(
             c.mask("127.0.0.1 - - [04/Dec/2026 17:40:02] \"GET / HTTP/1.1\" 200 -"),
             "127.0.0.1 - - [<date>] \"GET / HTTP/1.1\" 200 -"

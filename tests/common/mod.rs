@@ -77,6 +77,8 @@ pub fn mdbook(root: &Path, env: &[(&str, &str)]) -> Output {
         .current_dir(root)
         .env("PATH", path)
         .env_remove("CI")
+        .env_remove("WORKBOOK_MODE")
+        .env("WORKBOOK_CACHE", root.join(".cache"))
         .env_remove("WORKBOOK_DEDICATED_DAEMON")
         .env_remove("WORKBOOK_ON_FAILURE")
         .env("MDBOOK_LOG", "info")
