@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
 
 /// Which builder wrote the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -62,10 +61,10 @@ pub fn parse(output: &str) -> Option<Build> {
 }
 
 fn parse_buildkit(output: &str) -> Option<Build> {
-    let header = Regex::new(r"^#(\d+) \[(?:[\w.-]+ )?(\d+)/(\d+)\] (.+)$").expect("static regex");
-    let done = Regex::new(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$").expect("static regex");
-    let cached = Regex::new(r"^#(\d+) CACHED$").expect("static regex");
-    let error = Regex::new(r"^#(\d+) ERROR").expect("static regex");
+    let header = crate::regex!(r"^#(\d+) \[(?:[\w.-]+ )?(\d+)/(\d+)\] (.+)$");
+    let done = crate::regex!(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$");
+    let cached = crate::regex!(r"^#(\d+) CACHED$");
+    let error = crate::regex!(r"^#(\d+) ERROR");
 
     // Vertex numbers tie interleaved lines to their step.
     let mut steps: BTreeMap<u32, BuildStep> = BTreeMap::new();
@@ -103,7 +102,7 @@ fn parse_buildkit(output: &str) -> Option<Build> {
 }
 
 fn parse_legacy(output: &str) -> Option<Build> {
-    let header = Regex::new(r"^Step (\d+)/(\d+) : (.+)$").expect("static regex");
+    let header = crate::regex!(r"^Step (\d+)/(\d+) : (.+)$");
     let mut steps: Vec<BuildStep> = Vec::new();
     for line in output.lines().map(str::trim_end) {
         if let Some(c) = header.captures(line) {

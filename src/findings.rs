@@ -65,7 +65,7 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
     let mut inside: Option<String> = None;
     // A window back at its own prompt, to be used again.
     let mut idle: Option<String> = None;
-    let placeholder = regex::Regex::new(r"<[A-Z][A-Z0-9_-]*>").expect("static regex");
+    let placeholder = crate::regex!(r"<[A-Z][A-Z0-9_-]*>");
 
     for (item, it) in parsed.items.iter().enumerate() {
         let ItemKind::Block(block) = &it.kind else {

@@ -6,6 +6,18 @@
 //! splices transcripts back into the chapter. [`preprocessor`] drives them
 //! for mdBook.
 
+/// A regular expression compiled once, on first use: building a book from
+/// its store runs every check and parser again, and compiling patterns
+/// each time would cost more than the rest.
+#[macro_export]
+macro_rules! regex {
+    ($re:expr) => {{
+        static RE: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new($re).expect("static regex"));
+        &*RE
+    }};
+}
+
 pub mod builds;
 pub mod chapter;
 pub mod config;

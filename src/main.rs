@@ -1,5 +1,5 @@
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 
@@ -187,7 +187,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         None => {
             let out = take_stdout()?;
-            let (ctx, book) = mdbook_preprocessor::parse_input(io::stdin())
+            // One read of the whole input: parsing from the locked stream
+            // byte by byte costs more than the rest of a warm build.
+            let mut input = Vec::new();
+            io::stdin()
+                .read_to_end(&mut input)
+                .context("reading the book from mdBook on stdin")?;
+            let (ctx, book) = mdbook_preprocessor::parse_input(input.as_slice())
                 .context("reading the book from mdBook on stdin")?;
             let book = Workbook.run(&ctx, book)?;
             let mut out = io::BufWriter::new(out);

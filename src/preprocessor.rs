@@ -277,6 +277,7 @@ pub fn run_chapter(
     let sanitiser = Sanitiser::new(&settings.sanitise);
     for record in &mut report.records {
         sanitiser.apply(record);
+        record.duration = crate::record::seconds::round(record.duration);
     }
     let now = crate::store::utc_now();
     let new_entries = plan::entries(&plan, &script, from, &report, &mut files, &now);

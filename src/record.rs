@@ -84,7 +84,13 @@ pub mod seconds {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+        s.serialize_f64(round(*d).as_secs_f64())
+    }
+
+    /// A duration as it is stored, so that a page shows the same figure
+    /// whether it was built from a run or from the store.
+    pub fn round(d: Duration) -> Duration {
+        Duration::from_millis(d.as_secs_f64().mul_add(1000.0, 0.5) as u64)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -230,13 +230,13 @@ fn a_store_that_cannot_be_read_is_a_clear_error_and_stays() {
         "the page says so too"
     );
 
-    let wrong = good.replacen("outcome: !exited 0", "outcome: !exited zero", 1);
+    let wrong = good.replacen("exited: 0", "exited: zero", 1);
     assert_ne!(wrong, good);
     std::fs::write(&store, &wrong).unwrap();
     let built = book.build(&[]);
     let line = wrong
         .lines()
-        .position(|l| l.contains("!exited zero"))
+        .position(|l| l.contains("exited: zero"))
         .unwrap()
         + 1;
     assert!(

@@ -12,7 +12,6 @@ use std::ops::Range;
 
 use anyhow::{Result, bail};
 use pulldown_cmark::{CodeBlockKind, Event, MetadataBlockKind, Options, Parser, Tag, TagEnd};
-use regex::Regex;
 
 pub use directive::Directive;
 pub use frontmatter::FrontMatter;
@@ -261,7 +260,7 @@ fn find_directives(
     items: &mut Vec<Item>,
     problems: &mut Vec<(usize, String)>,
 ) {
-    let start_re = Regex::new(r"<!--\s*workbook\b").expect("static regex");
+    let start_re = crate::regex!(r"<!--\s*workbook\b");
     let html = &text[range.clone()];
 
     for found in start_re.find_iter(html) {
@@ -305,7 +304,7 @@ fn find_containers(
     items: &mut Vec<Item>,
     problems: &mut Vec<(usize, String)>,
 ) {
-    let open_re = Regex::new(r"^\s*:::\s*([A-Za-z][\w-]*)\s*(.*?)\s*$").expect("static regex");
+    let open_re = crate::regex!(r"^\s*:::\s*([A-Za-z][\w-]*)\s*(.*?)\s*$");
     let mut open: Vec<usize> = Vec::new();
     let mut offset = 0;
 
@@ -364,7 +363,7 @@ fn find_frontmatter_refs(
     items: &mut Vec<Item>,
     problems: &mut Vec<(usize, String)>,
 ) {
-    let re = Regex::new(r"\{\{\s*\$frontmatter\.([\w-]+)\s*\}\}").expect("static regex");
+    let re = crate::regex!(r"\{\{\s*\$frontmatter\.([\w-]+)\s*\}\}");
     for caps in re.captures_iter(text) {
         let whole = caps.get(0).expect("group 0");
         if skip.iter().any(|s| s.contains(&whole.start())) {

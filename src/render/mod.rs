@@ -262,7 +262,7 @@ fn build_charts(
     records: &[&Record],
     labels: &Labels,
 ) -> Vec<(std::ops::Range<usize>, String)> {
-    let tag_re = regex::Regex::new(r"(?:--tag|-t)[ =]([^\s;&|]+)").expect("static regex");
+    let tag_re = crate::regex!(r"(?:--tag|-t)[ =]([^\s;&|]+)");
     // Per image and directory: the tag, and each build's step, steps and seconds.
     type Series = (String, String, Vec<(usize, crate::builds::Build, f64)>);
     let mut series: Vec<Series> = Vec::new();

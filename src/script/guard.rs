@@ -1,7 +1,6 @@
 //! Checks on a command's text before it runs: commands that would act on
 //! Docker objects this run did not create, and commands that need a terminal.
 
-use regex::Regex;
 
 /// Why a command may stop or remove objects it did not create, if it may.
 ///
@@ -12,8 +11,7 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     // Global options (`docker -D rm`, `docker --host X rm`) may stand
     // between the client and its command.
     let code = &strip_global_options(code);
-    let prune = Regex::new(r"\bdocker(?:-compose|\s+compose)?\s+(?:(system|container|image|volume|network|builder|buildx)\s+prune|(?:volume|network)\s+(?:rm|remove)\b|down\b[^;&|]*--rmi|down\b[^;&|]*(?:\s-v\b|--volumes))")
-        .expect("static regex");
+    let prune = crate::regex!(r"\bdocker(?:-compose|\s+compose)?\s+(?:(system|container|image|volume|network|builder|buildx)\s+prune|(?:volume|network)\s+(?:rm|remove)\b|down\b[^;&|]*--rmi|down\b[^;&|]*(?:\s-v\b|--volumes))");
     if let Some(m) = prune.find(code) {
         return Some(format!(
             "`{}` removes objects this run did not create",
@@ -21,10 +19,7 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
         ));
     }
 
-    let destructive = Regex::new(
-        r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill|pause|restart|update)\b([^;&|]*)",
-    )
-    .expect("static regex");
+    let destructive = crate::regex!(r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill|pause|restart|update)\b([^;&|]*)");
     for caps in destructive.captures_iter(code) {
         let args = &caps[2];
         if args.contains('$') || args.contains('`') || args.contains("<(") {
@@ -34,8 +29,7 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
             ));
         }
     }
-    let in_loop = Regex::new(r"\b(?:for|while|until)\b[^;]*;[^\n]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill)\b")
-        .expect("static regex");
+    let in_loop = crate::regex!(r"\b(?:for|while|until)\b[^;]*;[^\n]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill)\b");
     if let Some(caps) = in_loop.captures(code) {
         return Some(format!(
             "`docker {}` in a loop acts on every object the loop lists",
@@ -43,10 +37,7 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
         ));
     }
 
-    let via_xargs = Regex::new(
-        r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b",
-    )
-    .expect("static regex");
+    let via_xargs = crate::regex!(r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b");
     if let Some(caps) = via_xargs.captures(code) {
         return Some(format!(
             "`docker {}` acts on every object piped to it",
@@ -59,8 +50,7 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
 /// The command with Docker's global options removed, so that
 /// `docker -H x rm ...` reads as `docker rm ...`.
 fn strip_global_options(code: &str) -> String {
-    let re = Regex::new(r"\bdocker((?:\s+(?:-D|--debug|--tls|--tlsverify|(?:-H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey)(?:=|\s+)\S+|--\S+=\S+))+)\s")
-        .expect("static regex");
+    let re = crate::regex!(r"\bdocker((?:\s+(?:-D|--debug|--tls|--tlsverify|(?:-H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey)(?:=|\s+)\S+|--\S+=\S+))+)\s");
     re.replace_all(code, "docker ").into_owned()
 }
 
@@ -68,7 +58,7 @@ fn strip_global_options(code: &str) -> String {
 pub fn needs_terminal(command: &str) -> bool {
     let code = strip_comment(command);
     let run =
-        Regex::new(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b").expect("static regex");
+        crate::regex!(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b");
 
     for m in run.captures_iter(code) {
         let sub = &m[1];

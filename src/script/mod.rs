@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use regex::Regex;
 
 use crate::chapter::{Chapter, Directive, ItemKind};
 use blocks::{Terminals, file_block, probe_step, shell_block};
@@ -182,7 +181,7 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
     let mut bindings: BTreeMap<String, Source> = BTreeMap::new();
     let mut terminals = Terminals::default();
     let mut pending: Option<(&Directive, usize, usize)> = None;
-    let placeholder = Regex::new(r"<[A-Z][A-Z0-9_-]*>").expect("static regex");
+    let placeholder = crate::regex!(r"<[A-Z][A-Z0-9_-]*>");
     let name = &chapter.name;
 
     for (index, item) in chapter.items.iter().enumerate() {

@@ -144,9 +144,30 @@ impl Session {
     /// `objects` caches whether the session has Docker objects; `recheck`
     /// says that a command ran since it was last asked, since only a
     /// command can change that.
-    pub(super) fn is_quiet(&mut self, recheck: &mut bool, objects: &mut bool) -> bool {
-        if !self.shell.is_idle() || self.terminals.values_mut().any(|t| t.is_open()) {
+    /// A terminal that stays open counts only if a later step types into
+    /// it, or if something still runs in it: a run that resumes here opens
+    /// the terminals it needs afresh.
+    pub(super) fn is_quiet(
+        &mut self,
+        later: &std::collections::BTreeSet<&str>,
+        recheck: &mut bool,
+        objects: &mut bool,
+    ) -> bool {
+        if !self.shell.is_idle() {
+            tracing::debug!("no checkpoint: the shell has processes in the background");
             return false;
+        }
+        for (name, terminal) in self.terminals.iter_mut() {
+            if !terminal.is_open() {
+                continue;
+            }
+            let busy = terminal
+                .pid()
+                .is_none_or(|pid| !super::terminal::session_members(pid).is_empty());
+            if busy || later.contains(name.as_str()) {
+                tracing::debug!("no checkpoint: terminal `{name}` is in use");
+                return false;
+            }
         }
         if self.uses_docker && *recheck {
             *objects = self.has_docker_objects();
@@ -167,7 +188,12 @@ impl Session {
             let mut args = list.to_vec();
             args.extend(["--filter", &filter]);
             // When the daemon cannot say, the state is unknown: no checkpoint.
-            docker::query(&self.docker, &args, t).map_or(true, |out| !out.trim().is_empty())
+            let answer = docker::query(&self.docker, &args, t);
+            let some = answer.as_ref().map_or(true, |out| !out.trim().is_empty());
+            if some {
+                tracing::debug!("no checkpoint: `docker {}` says {answer:?}", args.join(" "));
+            }
+            some
         })
     }
 

@@ -232,7 +232,7 @@ impl Session {
             if let Some(dir) = resume.save
                 && index + 1 < total
                 && index < last_checkpoint
-                && self.is_quiet(&mut recheck, &mut objects)
+                && self.is_quiet(&terminals_after(script, index), &mut recheck, &mut objects)
             {
                 match self.checkpoint(&dir.join(format!("after-{index}"))) {
                     Ok(()) => report.checkpoints.push(index),
@@ -294,6 +294,17 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.clean_up();
     }
+}
+
+/// The terminals that steps after `index` type into.
+fn terminals_after(script: &Script, index: usize) -> BTreeSet<&str> {
+    script.steps[index + 1..]
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Command(c) => c.terminal.as_deref(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Finds a program on PATH, so the wrapper can call the real client.

@@ -268,10 +268,9 @@ impl Session {
     /// Which container holds the port a failed `docker run` asked for.
     fn port_holder(&self, output: &Output) -> Option<String> {
         let text = String::from_utf8_lossy(&output.head);
-        let re = Regex::new(
-            r":(\d+) failed: port is already allocated|:(\d+): bind: address already in use",
-        )
-        .ok()?;
+        let re = crate::regex!(
+            r":(\d+) failed: port is already allocated|:(\d+): bind: address already in use"
+        );
         let caps = re.captures(&text)?;
         let port = caps.get(1).or(caps.get(2))?.as_str();
         let out = docker::query(

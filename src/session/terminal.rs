@@ -354,7 +354,7 @@ fn signal_session(sid: u32, signal: i32) {
 
 // Limitation: processes are found through /proc, so on systems without it
 // (macOS) a timed-out command is ended by killing the whole shell instead.
-fn session_members(sid: u32) -> Vec<u32> {
+pub(super) fn session_members(sid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -38,6 +38,9 @@ pub struct ChapterStore {
     /// Stand-in images seen during the runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stand_ins: Vec<String>,
+    /// Enums are written as one-key maps (`outcome: {exited: 0}`) rather
+    /// than YAML tags, so that any YAML tool reads the file.
+    #[serde(with = "serde_yaml_ng::with::singleton_map_recursive")]
     pub steps: Vec<Entry>,
 }
 
@@ -98,6 +101,12 @@ impl Store {
     pub fn lock(&self) -> Result<Lock> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the store {}", self.dir.display()))?;
+        // The lock file is the store's, but not a record: keep it out of
+        // version control.
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(&ignore, ".lock\n");
+        }
         let path = self.dir.join(".lock");
         let file = File::options()
             .create(true)
@@ -149,6 +158,10 @@ impl Store {
         tmp.write_all(HEADER.as_bytes())?;
         tmp.write_all(text.as_bytes())?;
         tmp.as_file().sync_all()?;
+        // A file for the repository, readable like the chapter beside it.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         tmp.persist(&path)
             .with_context(|| format!("replacing {}", path.display()))?;
         Ok(path)
