@@ -343,6 +343,9 @@ pub fn run_chapter(
     // The page shows the valid records that were kept and the new ones.
     let mut records: Vec<Record> = kept.iter().map(|e| e.record.clone()).collect();
     let mut verified: Vec<String> = kept.iter().map(|e| e.verified.clone()).collect();
+    let mut images: Vec<_> = kept.iter().map(|e| e.images.clone()).collect();
+    images.append(&mut report.images);
+    report.images = images;
     verified.push(now);
     records.append(&mut report.records);
     verified.sort();
@@ -393,6 +396,7 @@ fn shown_from_store(
             report.stale.insert(index);
         }
         report.verified.push(entry.verified.clone());
+        report.images.push(entry.images.clone());
         let mut record = entry.record.clone();
         record.step = index;
         report.records.push(record);

@@ -45,6 +45,12 @@ pub struct Labels {
     pub engine: &'static str,
     pub client: &'static str,
     pub stand_ins: &'static str,
+    /// In the provenance line: the builders the build outputs show.
+    pub builder: &'static str,
+    /// In the provenance line: images from outside the chapter.
+    pub images: &'static str,
+    /// Marks an image that is a stand-in.
+    pub stand_in: &'static str,
     pub steps_ok: &'static str,
     pub steps_skipped: &'static str,
     pub steps_failed: &'static str,
@@ -105,6 +111,9 @@ const DE: Labels = Labels {
     engine: "Docker Engine",
     client: "Client",
     stand_ins: "Stellvertreter-Images (lokal gebaut)",
+    builder: "Builder",
+    images: "Images",
+    stand_in: "Stellvertreter",
     steps_ok: "Schritte wie erwartet",
     steps_skipped: "nicht ausgeführt",
     steps_failed: "fehlgeschlagen",
@@ -163,6 +172,9 @@ const EN: Labels = Labels {
     engine: "Docker Engine",
     client: "client",
     stand_ins: "stand-in images (built locally)",
+    builder: "builder",
+    images: "images",
+    stand_in: "stand-in",
     steps_ok: "steps as expected",
     steps_skipped: "not run",
     steps_failed: "failed",

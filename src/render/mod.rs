@@ -408,9 +408,35 @@ fn provenance_view(report: &Report, labels: &Labels) -> Value {
     let count = |f: &dyn Fn(&Record) -> bool| report.records.iter().filter(|r| f(r)).count();
     let skipped = count(&|r| matches!(r.outcome, Outcome::Skipped(_)));
     let failed = count(&|r| !r.is_ok());
+    // Builders as the build outputs show them, and the images from
+    // outside the chapter with the ids they had, stand-ins marked.
+    let mut builders: Vec<&str> = report
+        .records
+        .iter()
+        .filter(|r| r.command.contains("build"))
+        .filter_map(|r| crate::builds::parse(&ansi::to_text(&r.output.head)))
+        .map(|b| step::builder_name(b.builder))
+        .collect();
+    builders.sort_unstable();
+    builders.dedup();
+    let mut images: BTreeMap<&str, &str> = BTreeMap::new();
+    for map in &report.images {
+        for (reference, id) in map {
+            images.insert(reference, id);
+        }
+    }
+    let images: Vec<Value> = images
+        .into_iter()
+        .map(|(reference, id)| {
+            let short = id.trim_start_matches("sha256:").get(..12).unwrap_or(id);
+            json!({ "ref": reference, "id": short, "stand_in": report.stand_ins.contains(reference) })
+        })
+        .collect();
     json!({
         "labels": labels,
         "date": dates(&report.verified),
+        "builders": builders,
+        "images": images,
         "stale": report.stale.len(),
         "engine": report.engine.server,
         "client": report.engine.client,

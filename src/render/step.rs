@@ -206,11 +206,16 @@ fn build_view(record: &Record, labels: &Labels) -> Option<Value> {
         })
         .collect();
     Some(json!({
-        "builder": match build.builder {
-            crate::builds::Builder::BuildKit => "BuildKit",
-            crate::builds::Builder::Legacy => "Legacy-Builder",
-        },
+        "builder": builder_name(build.builder),
         "timed": build.builder == crate::builds::Builder::BuildKit,
         "steps": steps,
     }))
+}
+
+/// A builder's name as the page shows it.
+pub(super) fn builder_name(builder: crate::builds::Builder) -> &'static str {
+    match builder {
+        crate::builds::Builder::BuildKit => "BuildKit",
+        crate::builds::Builder::Legacy => "Legacy-Builder",
+    }
 }

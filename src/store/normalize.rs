@@ -116,6 +116,20 @@ static BUILT_IN: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     ]
 });
 
+/// What `docker pull` (or a `run` that pulls) prints depends on what the
+/// daemon already has, not on the chapter: these lines are left out of the
+/// comparison.
+static PULL_NOISE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?m)^(Unable to find image '[^']*' locally",
+        r"|[\w.:/-]+: Pulling from .*",
+        r"|<id>: (Already exists|Pull complete|Pulling fs layer|Waiting|Verifying Checksum|Download complete|Downloading.*|Extracting.*)",
+        r"|Digest: sha256:\S+",
+        r"|Status: (Image is up to date|Downloaded newer image) for .*)\r?\n"
+    ))
+    .expect("static pattern")
+});
+
 static HEX_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b([0-9a-f]{64}|[0-9a-f]{12})\b").expect("static pattern"));
 /// A `docker ps` row ends in the container's name, which Docker makes up
@@ -151,6 +165,7 @@ impl Comparator {
             text = re.replace_all(&text, *to).into_owned();
         }
         text = PS_NAME.replace_all(&text, "${1}<name>").into_owned();
+        text = PULL_NOISE.replace_all(&text, "").into_owned();
         for (re, to) in &self.rules {
             text = re.replace_all(&text, to.as_str()).into_owned();
         }
@@ -162,7 +177,8 @@ impl Comparator {
     pub fn view(&self, record: &Record) -> String {
         let mut out = String::new();
         let prompt = record.terminal.as_deref().unwrap_or("host");
-        out.push_str(&format!("[{prompt}] {}\n", record.command));
+        // The command too: a placeholder bound to a container's id differs.
+        out.push_str(&format!("[{prompt}] {}\n", self.mask(&record.command)));
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         out.push_str(&self.mask(&text(&record.output.head)));
         if record.output.is_truncated() {
@@ -234,6 +250,8 @@ mod tests {
         // Words and numbers that carry meaning stay.
         assert_eq!(c.mask("decade 42 Flask 0.12"), "decade 42 Flask 0.12");
         assert_eq!(c.mask("Up 5 minutes"), "Up <ago>");
+        let pulled = "Unable to find image 'ubuntu:14.04' locally\n14.04: Pulling from library/ubuntu\n0307fe18ed2a: Pull complete\nDigest: sha256:08f5a928e0e0f5ba4c96155f046216b128588e5f7605db094f3a8b76c09bca3e\nStatus: Downloaded newer image for ubuntu:14.04\nhello world\n";
+        assert_eq!(c.mask(pulled), "hello world\n");
     }
 
     #[test]
