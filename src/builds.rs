@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-
 /// Which builder wrote the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Builder {
@@ -23,6 +22,9 @@ pub struct BuildStep {
     pub index: usize,
     pub total: usize,
     pub instruction: String,
+    /// The stage of a multi-stage build, as BuildKit names it (`base`,
+    /// `stage-2`); the legacy builder numbers steps across stages instead.
+    pub stage: Option<String>,
     pub cached: bool,
     /// A `FROM` step: the base image is pulled or found, never built.
     pub base: bool,
@@ -39,6 +41,7 @@ impl BuildStep {
             index,
             total,
             instruction: instruction.to_string(),
+            stage: None,
             cached: false,
             base: instruction.to_ascii_uppercase().starts_with("FROM "),
             seconds: None,
@@ -61,21 +64,30 @@ pub fn parse(output: &str) -> Option<Build> {
 }
 
 fn parse_buildkit(output: &str) -> Option<Build> {
-    let header = crate::regex!(r"^#(\d+) \[(?:[\w.-]+ )?(\d+)/(\d+)\] (.+)$");
+    let header = crate::regex!(r"^#(\d+) \[(?:([\w.-]+) )?(\d+)/(\d+)\] (.+)$");
     let done = crate::regex!(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$");
     let cached = crate::regex!(r"^#(\d+) CACHED$");
     let error = crate::regex!(r"^#(\d+) ERROR");
 
-    // Vertex numbers tie interleaved lines to their step.
+    // Vertex numbers tie interleaved lines to their step; stages are kept
+    // in the order they first show.
     let mut steps: BTreeMap<u32, BuildStep> = BTreeMap::new();
+    let mut stages: Vec<String> = Vec::new();
     for line in output.lines().map(str::trim_end) {
         if let Some(c) = header.captures(line) {
             let vertex: u32 = c[1].parse().ok()?;
-            steps.entry(vertex).or_insert(BuildStep::new(
-                c[2].parse().ok()?,
-                c[3].parse().ok()?,
-                &c[4],
-            ));
+            let stage = c.get(2).map(|m| m.as_str().to_string());
+            if let Some(stage) = &stage
+                && !stages.contains(stage)
+            {
+                stages.push(stage.clone());
+            }
+            steps.entry(vertex).or_insert_with(|| {
+                let mut step =
+                    BuildStep::new(c[3].parse().unwrap_or(0), c[4].parse().unwrap_or(0), &c[5]);
+                step.stage = stage;
+                step
+            });
         } else if let Some(c) = cached.captures(line) {
             if let Some(step) = steps.get_mut(&c[1].parse().ok()?) {
                 step.cached = true;
@@ -94,7 +106,19 @@ fn parse_buildkit(output: &str) -> Option<Build> {
         return None;
     }
     let mut steps: Vec<BuildStep> = steps.into_values().collect();
-    steps.sort_by_key(|s| s.index);
+    let stage_order = |s: &BuildStep| {
+        s.stage
+            .as_ref()
+            .and_then(|n| stages.iter().position(|m| m == n))
+            .unwrap_or(0)
+    };
+    steps.sort_by_key(|s| (stage_order(s), s.index));
+    if stages.len() < 2 {
+        // One stage: its name says nothing the table needs.
+        for step in &mut steps {
+            step.stage = None;
+        }
+    }
     Some(Build {
         builder: Builder::BuildKit,
         steps,
@@ -121,6 +145,31 @@ fn parse_legacy(output: &str) -> Option<Build> {
         builder: Builder::Legacy,
         steps,
     })
+}
+
+/// Gives the legacy builder's steps the times between the arrival of their
+/// `Step` lines (`marks`, seconds after the start), the last one up to the
+/// end of the build (`total`). Nothing is set when the marks do not match
+/// the steps one to one.
+pub fn time_legacy_steps(build: &mut Build, marks: &[f64], total: f64) -> bool {
+    if build.builder != Builder::Legacy || marks.len() != build.steps.len() || marks.is_empty() {
+        return false;
+    }
+    for (i, step) in build.steps.iter_mut().enumerate() {
+        let end = marks.get(i + 1).copied().unwrap_or(total);
+        step.seconds = Some((end - marks[i]).max(0.0));
+    }
+    true
+}
+
+/// The image a `docker build` command tags, and the directory it runs in:
+/// builds of one series are compared with each other.
+pub fn series(command: &str, cwd: &str) -> Option<(String, String)> {
+    if !command.contains("build") {
+        return None;
+    }
+    let tag = crate::regex!(r"(?:--tag|-t)[ =]([^\s;&|]+)").captures(command)?[1].to_string();
+    Some((tag, cwd.to_string()))
 }
 
 #[cfg(test)]
@@ -158,6 +207,46 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn multi_stage_builds_keep_their_stages() {
+        let describe_staged = |name: &str| -> Vec<String> {
+            let build = parse(&fixture(name)).unwrap();
+            build
+                .steps
+                .iter()
+                .zip(describe(&build))
+                .map(|(s, d)| format!("{} {d}", s.stage.as_deref().unwrap_or("-")))
+                .collect()
+        };
+        // BuildKit runs the stages `base` and `other` side by side, so their
+        // lines interleave (`#5 ...`); the FROM both share shows once.
+        assert_eq!(
+            describe_staged("buildkit-multistage-nocache.txt"),
+            [
+                "other 1/2 FROM docker.io/library/ubuntu:14.04@sha256:08f5a928e0e0f5ba4c96155f046216b128588e5f7605db094f3a8b76c09bca3e base",
+                "other 2/2 RUN echo other > /other.txt && sleep 1 run 1.4s",
+                "base 2/2 RUN echo base > /base.txt run 0.5s",
+                "stage-2 1/2 COPY --from=other /other.txt / run 0s",
+                "stage-2 2/2 RUN cat /base.txt /other.txt run 0.3s",
+            ]
+        );
+        let cached = parse(&fixture("buildkit-multistage-cached.txt")).unwrap();
+        assert!(cached.steps.iter().all(|s| s.base || s.cached));
+        // The legacy builder counts steps across stages; `--no-cache` runs all.
+        assert_eq!(
+            describe_staged("legacy-multistage-nocache.txt"),
+            [
+                "- 1/7 FROM ubuntu:14.04 AS base base",
+                "- 2/7 RUN echo base > /base.txt run",
+                "- 3/7 FROM ubuntu:14.04 AS other base",
+                "- 4/7 RUN echo other > /other.txt && sleep 1 run",
+                "- 5/7 FROM base base",
+                "- 6/7 COPY --from=other /other.txt / run",
+                "- 7/7 RUN cat /base.txt /other.txt run",
+            ]
+        );
     }
 
     #[test]

@@ -140,8 +140,8 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                     }
                 }
                 _ => StepKind::Command(Command {
-                    run: bind_workspace(&text, &placeholder),
-                    binds: container_placeholders(&text, &placeholder),
+                    run: bind_workspace(&text, placeholder),
+                    binds: container_placeholders(&text, placeholder),
                     text,
                     expect: Expect::Status(0),
                     timeout: None,
@@ -152,6 +152,8 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                     matches: None,
                     file_exists: None,
                     layers: Vec::new(),
+                    cached_before: None,
+                    time_at_most: None,
                 }),
             };
             script.steps.push(Step {

@@ -186,6 +186,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
+            // If mdBook goes away (killed, or Ctrl-C), do not run a chapter
+            // for nobody: end too. What the session created is then left
+            // for `mdbook-workbook clean`.
+            // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal number.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            }
             let out = take_stdout()?;
             // One read of the whole input: parsing from the locked stream
             // byte by byte costs more than the rest of a warm build.
@@ -230,9 +237,9 @@ fn build_in_mode(mdbook: &str, book: &std::path::Path, mode: &str) -> Result<boo
             .context("building PATH")?;
         command.env("PATH", joined);
     }
-    if mode == "check" {
-        command.env("WORKBOOK_ON_FAILURE", "fail");
-    }
+    // A chapter that cannot be read, a failed step or drift must show in
+    // the exit status.
+    command.env("WORKBOOK_ON_FAILURE", "fail");
     let status = command
         .status()
         .with_context(|| format!("running `{mdbook} build`; is mdBook installed?"))?;

@@ -68,6 +68,23 @@ pub struct Record {
     /// A probe's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::session::http::Response>,
+    /// A build's time against the first build of the same image, where the
+    /// chapter claims a share of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// A build's time against the first build of the same image and directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Timing {
+    /// The share of the first build's time the chapter allows.
+    pub at_most: f64,
+    /// The line of the first build.
+    pub first_line: usize,
+    /// How long the first build took.
+    #[serde(with = "seconds")]
+    pub first: Duration,
 }
 
 impl Record {

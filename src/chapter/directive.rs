@@ -69,6 +69,14 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "a `docker build` step, by part of its instruction, that must be built anew",
     ),
     (
+        "cached-before",
+        "a `docker build` step, by part of its instruction: every step before it must come from the cache",
+    ),
+    (
+        "time-at-most",
+        "a `docker build` may take at most this share of the first build of the same image in the chapter: `50%`",
+    ),
+    (
         "hidden",
         "a check the reader need not see: the block shows only if it fails",
     ),

@@ -132,6 +132,7 @@ mod tests {
                 index: i + 1,
                 total: cached.len(),
                 instruction: format!("RUN step <{i}>"),
+                stage: None,
                 cached: *c,
                 base: false,
                 seconds: None,

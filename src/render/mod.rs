@@ -262,18 +262,14 @@ fn build_charts(
     records: &[&Record],
     labels: &Labels,
 ) -> Vec<(std::ops::Range<usize>, String)> {
-    let tag_re = crate::regex!(r"(?:--tag|-t)[ =]([^\s;&|]+)");
     // Per image and directory: the tag, and each build's step, steps and seconds.
     type Series = (String, String, Vec<(usize, crate::builds::Build, f64)>);
     let mut series: Vec<Series> = Vec::new();
     for record in records {
-        let Some(tag) = tag_re.captures(&record.command).map(|c| c[1].to_string()) else {
+        let Some((tag, _)) = crate::builds::series(&record.command, &record.cwd) else {
             continue;
         };
-        if !record.command.contains("build")
-            || record.output.is_truncated()
-            || record.terminal.is_some()
-        {
+        if record.output.is_truncated() || record.terminal.is_some() {
             continue;
         }
         let Some(build) = crate::builds::parse(&ansi::to_text(&record.output.head)) else {
@@ -497,6 +493,7 @@ mod snapshot_tests {
             problem,
             terminal: None,
             http: None,
+            timing: None,
         }
     }
 

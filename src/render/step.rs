@@ -181,7 +181,12 @@ fn build_view(record: &Record, labels: &Labels) -> Option<Value> {
     if !is_build || record.output.is_truncated() || record.terminal.is_some() {
         return None;
     }
-    let build = crate::builds::parse(&ansi::to_text(&record.output.head))?;
+    let mut build = crate::builds::parse(&ansi::to_text(&record.output.head))?;
+    let arrival = crate::builds::time_legacy_steps(
+        &mut build,
+        &record.output.step_marks,
+        record.duration.as_secs_f64(),
+    );
     let steps: Vec<Value> = build
         .steps
         .iter()
@@ -196,7 +201,10 @@ fn build_view(record: &Record, labels: &Labels) -> Option<Value> {
                 ("built", labels.rebuilt)
             };
             json!({
-                "index": s.index,
+                "index": match &s.stage {
+                    Some(stage) => format!("{stage} {}", s.index),
+                    None => s.index.to_string(),
+                },
                 "total": s.total,
                 "instruction": escape(&s.instruction),
                 "class": class,
@@ -205,10 +213,32 @@ fn build_view(record: &Record, labels: &Labels) -> Option<Value> {
             })
         })
         .collect();
+    // A claim about the build's time, with the figures it rests on.
+    let timing = record.timing.as_ref().map(|t| {
+        let first = t.first.as_secs_f64();
+        let share = if first > 0.0 {
+            record.duration.as_secs_f64() / first * 100.0
+        } else {
+            0.0
+        };
+        format!(
+            "{} {} = {share:.0} % {} ({} {}: {}); {} {:.0} %",
+            labels.build_time,
+            labels.seconds(record.duration.as_secs_f64()),
+            labels.of_first_build,
+            labels.line,
+            t.first_line,
+            labels.seconds(first),
+            labels.at_most,
+            t.at_most * 100.0
+        )
+    });
     Some(json!({
         "builder": builder_name(build.builder),
-        "timed": build.builder == crate::builds::Builder::BuildKit,
+        "timed": build.builder == crate::builds::Builder::BuildKit || arrival,
+        "arrival": arrival,
         "steps": steps,
+        "timing": timing,
     }))
 }
 

@@ -36,6 +36,8 @@ pub(super) fn shell_block(
         "file-exists",
         "cached",
         "rebuilt",
+        "cached-before",
+        "time-at-most",
         "open",
         "hidden",
     ];
@@ -103,6 +105,8 @@ pub(super) fn shell_block(
                 "file-exists" => c.file_exists = Some(value.to_string()),
                 "cached" => c.layers.push((value.to_string(), true)),
                 "rebuilt" => c.layers.push((value.to_string(), false)),
+                "cached-before" => c.cached_before = Some(value.to_string()),
+                "time-at-most" => c.time_at_most = Some(parse_share(value)?),
                 _ => {}
             }
         }
@@ -197,6 +201,8 @@ pub(super) fn shell_block(
                 matches: c.matches.clone(),
                 file_exists: c.file_exists.clone(),
                 layers: c.layers.clone(),
+                cached_before: c.cached_before.clone(),
+                time_at_most: c.time_at_most,
                 binds: dynamic,
             })
         };
@@ -239,7 +245,23 @@ struct PerCommand {
     matches: Option<String>,
     file_exists: Option<String>,
     layers: Vec<(String, bool)>,
+    cached_before: Option<String>,
+    time_at_most: Option<f64>,
     open: bool,
+}
+
+/// A share as `50%` or `0.5`, above 0 and at most 1.
+fn parse_share(value: &str) -> Result<f64> {
+    let share = match value.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => value.trim().parse::<f64>(),
+    };
+    match share {
+        Ok(s) if s > 0.0 && s <= 1.0 => Ok(s),
+        _ => bail!(
+            "directive: `time-at-most={value}`: use a share of the first build, such as `50%`"
+        ),
+    }
 }
 
 impl Default for PerCommand {
@@ -255,6 +277,8 @@ impl Default for PerCommand {
             matches: None,
             file_exists: None,
             layers: Vec::new(),
+            cached_before: None,
+            time_at_most: None,
             open: false,
         }
     }

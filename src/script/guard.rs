@@ -1,7 +1,6 @@
 //! Checks on a command's text before it runs: commands that would act on
 //! Docker objects this run did not create, and commands that need a terminal.
 
-
 /// Why a command may stop or remove objects it did not create, if it may.
 ///
 /// This is a stopgap against sheets that say "stop all containers": such a
@@ -11,7 +10,9 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
     // Global options (`docker -D rm`, `docker --host X rm`) may stand
     // between the client and its command.
     let code = &strip_global_options(code);
-    let prune = crate::regex!(r"\bdocker(?:-compose|\s+compose)?\s+(?:(system|container|image|volume|network|builder|buildx)\s+prune|(?:volume|network)\s+(?:rm|remove)\b|down\b[^;&|]*--rmi|down\b[^;&|]*(?:\s-v\b|--volumes))");
+    let prune = crate::regex!(
+        r"\bdocker(?:-compose|\s+compose)?\s+(?:(system|container|image|volume|network|builder|buildx)\s+prune|(?:volume|network)\s+(?:rm|remove)\b|down\b[^;&|]*--rmi|down\b[^;&|]*(?:\s-v\b|--volumes))"
+    );
     if let Some(m) = prune.find(code) {
         return Some(format!(
             "`{}` removes objects this run did not create",
@@ -19,7 +20,9 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
         ));
     }
 
-    let destructive = crate::regex!(r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill|pause|restart|update)\b([^;&|]*)");
+    let destructive = crate::regex!(
+        r"\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill|pause|restart|update)\b([^;&|]*)"
+    );
     for caps in destructive.captures_iter(code) {
         let args = &caps[2];
         if args.contains('$') || args.contains('`') || args.contains("<(") {
@@ -29,7 +32,9 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
             ));
         }
     }
-    let in_loop = crate::regex!(r"\b(?:for|while|until)\b[^;]*;[^\n]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill)\b");
+    let in_loop = crate::regex!(
+        r"\b(?:for|while|until)\b[^;]*;[^\n]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|remove|kill)\b"
+    );
     if let Some(caps) = in_loop.captures(code) {
         return Some(format!(
             "`docker {}` in a loop acts on every object the loop lists",
@@ -37,7 +42,9 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
         ));
     }
 
-    let via_xargs = crate::regex!(r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b");
+    let via_xargs = crate::regex!(
+        r"\|\s*xargs\b[^;&|]*\bdocker\s+(?:(?:container|image)\s+)?(stop|rm|rmi|kill)\b"
+    );
     if let Some(caps) = via_xargs.captures(code) {
         return Some(format!(
             "`docker {}` acts on every object piped to it",
@@ -50,15 +57,16 @@ pub fn acts_on_foreign_objects(command: &str) -> Option<String> {
 /// The command with Docker's global options removed, so that
 /// `docker -H x rm ...` reads as `docker rm ...`.
 fn strip_global_options(code: &str) -> String {
-    let re = crate::regex!(r"\bdocker((?:\s+(?:-D|--debug|--tls|--tlsverify|(?:-H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey)(?:=|\s+)\S+|--\S+=\S+))+)\s");
+    let re = crate::regex!(
+        r"\bdocker((?:\s+(?:-D|--debug|--tls|--tlsverify|(?:-H|--host|-c|--context|--config|-l|--log-level|--tlscacert|--tlscert|--tlskey)(?:=|\s+)\S+|--\S+=\S+))+)\s"
+    );
     re.replace_all(code, "docker ").into_owned()
 }
 
 /// Whether a command asks Docker for an interactive terminal (`-i`, `-t`).
 pub fn needs_terminal(command: &str) -> bool {
     let code = strip_comment(command);
-    let run =
-        crate::regex!(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b");
+    let run = crate::regex!(r"\bdocker\s+(?:container\s+)?(run|exec|create|start)\b");
 
     for m in run.captures_iter(code) {
         let sub = &m[1];

@@ -73,7 +73,14 @@ pub struct Command {
     pub file_exists: Option<String>,
     /// Build steps, by a part of their instruction, that must come from
     /// the cache (`true`) or be built anew (`false`).
+    /// `*` stands for every step but `FROM`.
     pub layers: Vec<(String, bool)>,
+    /// A build step, by a part of its instruction, before which every step
+    /// must come from the cache.
+    pub cached_before: Option<String>,
+    /// The largest share of the first build of the same image in the
+    /// chapter that this build may take.
+    pub time_at_most: Option<f64>,
     /// Placeholders whose values come from the session when the command runs.
     pub binds: Vec<(String, Source)>,
 }
@@ -87,6 +94,9 @@ pub struct Probe {
     pub timeout: Option<Duration>,
 }
 
+// A chapter has some dozens of steps, so the size of the largest variant
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StepKind {
     Command(Command),
@@ -227,7 +237,7 @@ pub fn build(chapter: &Chapter, image_missing: &dyn Fn(&str) -> bool) -> Result<
                         block,
                         d,
                         &bindings,
-                        &placeholder,
+                        placeholder,
                         &mut terminals,
                     )
                 } else {

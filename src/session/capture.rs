@@ -9,7 +9,7 @@ const TAIL_LINES: usize = 60;
 const TAIL_BYTES: usize = 24 * 1024;
 
 /// What a command wrote, bounded in size.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Output {
     #[serde(with = "crate::record::bytes")]
@@ -25,6 +25,11 @@ pub struct Output {
     pub omitted_lines: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted_bytes: u64,
+    /// Seconds after the start at which lines beginning with `Step `
+    /// arrived: the legacy builder prints one per Dockerfile step and no
+    /// times of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_marks: Vec<f64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -85,8 +90,13 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
+/// At most this many step marks are kept.
+const MAX_MARKS: usize = 1000;
+/// What a line starts with to be marked.
+const MARKED: &[u8] = b"Step ";
+
 /// Accumulates output chunks into an [`Output`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Capture {
     head: Vec<u8>,
     head_lines: usize,
@@ -94,11 +104,57 @@ pub struct Capture {
     tail: VecDeque<u8>,
     total_bytes: u64,
     total_lines: u64,
+    started: std::time::Instant,
+    /// The first bytes of the current line, until there are enough to tell
+    /// whether it is marked.
+    line_start: Vec<u8>,
+    marks: Vec<f64>,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            head: Vec::new(),
+            head_lines: 0,
+            head_full: false,
+            tail: VecDeque::new(),
+            total_bytes: 0,
+            total_lines: 0,
+            started: std::time::Instant::now(),
+            line_start: Vec::new(),
+            marks: Vec::new(),
+        }
+    }
 }
 
 impl Capture {
+    /// Notes when lines that start with [`MARKED`] arrive.
+    fn mark(&mut self, mut chunk: &[u8]) {
+        let now = self.started.elapsed().as_secs_f64();
+        loop {
+            let newline = chunk.iter().position(|b| *b == b'\n');
+            if self.line_start.len() < MARKED.len() {
+                let line = &chunk[..newline.unwrap_or(chunk.len())];
+                let need = MARKED.len() - self.line_start.len();
+                self.line_start
+                    .extend_from_slice(&line[..line.len().min(need)]);
+                if self.line_start == MARKED && self.marks.len() < MAX_MARKS {
+                    self.marks.push(now);
+                }
+            }
+            match newline {
+                Some(n) => {
+                    chunk = &chunk[n + 1..];
+                    self.line_start.clear();
+                }
+                None => break,
+            }
+        }
+    }
+
     /// Adds a chunk as it was read.
     pub fn push(&mut self, mut chunk: &[u8]) {
+        self.mark(chunk);
         self.total_bytes += chunk.len() as u64;
         self.total_lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
 
@@ -153,6 +209,7 @@ impl Capture {
             head.extend_from_slice(&tail);
             return Output {
                 head,
+                step_marks: self.marks.clone(),
                 ..Output::default()
             };
         }
@@ -161,6 +218,7 @@ impl Capture {
             tail,
             omitted_lines,
             omitted_bytes,
+            step_marks: self.marks.clone(),
         }
     }
 }
@@ -206,6 +264,18 @@ mod tests {
             out.head.len() as u64 + out.tail.len() as u64 + out.omitted_bytes,
             8 << 20
         );
+    }
+
+    #[test]
+    fn marks_when_step_lines_arrive() {
+        let mut capture = Capture::default();
+        capture.push(b"Sending build context\nSte");
+        capture.push(b"p 1/2 : FROM x\n ---> abc\n");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        capture.push(b"Step 2/2 : RUN true\nnot Step 3\nStep");
+        let out = capture.finish();
+        assert_eq!(out.step_marks.len(), 2, "{:?}", out.step_marks);
+        assert!(out.step_marks[1] - out.step_marks[0] >= 0.03);
     }
 
     #[test]

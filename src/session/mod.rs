@@ -119,6 +119,9 @@ impl Session {
             ("GIT_CONFIG_NOSYSTEM".to_string(), "1".to_string()),
             ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
             ("DOCKER_CLI_HINTS".to_string(), "false".to_string()),
+            // BuildKit's plain progress can be read step by step; the
+            // student's `docker build` stays as written.
+            ("BUILDKIT_PROGRESS".to_string(), "plain".to_string()),
             (
                 "WORKBOOK_BUILT".to_string(),
                 ctl.join("built").to_string_lossy().to_string(),

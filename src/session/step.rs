@@ -33,6 +33,7 @@ impl Session {
             problem: None,
             terminal: None,
             http: None,
+            timing: None,
         };
 
         match &step.kind {
@@ -379,11 +380,39 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
             return Some(format!("the output does not match `{pattern}`"));
         }
     }
-    if !command.layers.is_empty() {
+    if !command.layers.is_empty() || command.cached_before.is_some() {
         let Some(build) = crate::builds::parse(&text) else {
             return Some("the output is not a `docker build` whose steps could be read".into());
         };
-        for (part, want_cached) in &command.layers {
+        for (_, want_cached) in command.layers.iter().filter(|(p, _)| p == "*") {
+            if let Some(step) = build
+                .steps
+                .iter()
+                .find(|s| !s.base && s.cached != *want_cached)
+            {
+                let (want, got) = describe_cache(*want_cached);
+                return Some(format!(
+                    "step `{}` was {got}, expected every step {want}",
+                    step.instruction
+                ));
+            }
+        }
+        if let Some(part) = &command.cached_before {
+            let Some(at) = build
+                .steps
+                .iter()
+                .position(|s| s.instruction.contains(part.as_str()))
+            else {
+                return Some(format!("the build has no step `{part}`"));
+            };
+            if let Some(step) = build.steps[..at].iter().find(|s| !s.base && !s.cached) {
+                return Some(format!(
+                    "step `{}` was built anew, expected every step before `{part}` from the cache",
+                    step.instruction
+                ));
+            }
+        }
+        for (part, want_cached) in command.layers.iter().filter(|(p, _)| p != "*") {
             let Some(step) = build
                 .steps
                 .iter()
@@ -392,11 +421,7 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
                 return Some(format!("the build has no step `{part}`"));
             };
             if step.cached != *want_cached {
-                let (want, got) = if *want_cached {
-                    ("from the cache", "built anew")
-                } else {
-                    ("built anew", "from the cache")
-                };
+                let (want, got) = describe_cache(*want_cached);
                 return Some(format!(
                     "step `{}` was {got}, expected {want}",
                     step.instruction
@@ -410,6 +435,15 @@ fn check_command(command: &Command, record: &Record, cwd: &Path) -> Option<Strin
         return Some(format!("`{path}` does not exist afterwards"));
     }
     None
+}
+
+/// What was expected of a build step and what happened instead.
+fn describe_cache(want_cached: bool) -> (&'static str, &'static str) {
+    if want_cached {
+        ("from the cache", "built anew")
+    } else {
+        ("built anew", "from the cache")
+    }
 }
 
 fn visible_text(output: &Output) -> String {

@@ -166,6 +166,11 @@ impl Comparator {
         }
         text = PS_NAME.replace_all(&text, "${1}<name>").into_owned();
         text = PULL_NOISE.replace_all(&text, "").into_owned();
+        // Tables pad their columns to the widest cell, and a masked cell
+        // ("2 seconds ago") had its own width: padding is not compared.
+        text = crate::regex!(r"[ \t]{2,}")
+            .replace_all(&text, "  ")
+            .into_owned();
         for (re, to) in &self.rules {
             text = re.replace_all(&text, to.as_str()).into_owned();
         }
@@ -180,7 +185,19 @@ impl Comparator {
         // The command too: a placeholder bound to a container's id differs.
         out.push_str(&format!("[{prompt}] {}\n", self.mask(&record.command)));
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        out.push_str(&self.mask(&text(&record.output.head)));
+        let mut head = self.mask(&text(&record.output.head));
+        // A program that is ready goes on running: what it printed after
+        // the ready line depends on when the screen was read.
+        if let Outcome::Ready(pattern) = &record.outcome
+            && let Ok(re) = Regex::new(pattern)
+            && let Some(m) = re.find(&head)
+        {
+            let end = head[m.end()..]
+                .find('\n')
+                .map_or(head.len(), |n| m.end() + n + 1);
+            head.truncate(end);
+        }
+        out.push_str(&head);
         if record.output.is_truncated() {
             out.push_str(&format!(
                 "\n… {} lines omitted …\n",
@@ -233,8 +250,8 @@ mod tests {
         let c = Comparator::new(&[]);
         let ps = "CONTAINER ID   IMAGE          COMMAND   CREATED          STATUS                      PORTS     NAMES\n3f2a9c1b7d4e   ubuntu:14.04   \"bash\"    12 seconds ago   Exited (0) 3 seconds ago              eager_turing\n";
         let masked = c.mask(ps);
-        assert!(masked.contains("<id>   ubuntu:14.04"), "{masked}");
-        assert!(masked.contains("<ago>   Exited (0) <ago>"), "{masked}");
+        assert!(masked.contains("<id>  ubuntu:14.04"), "{masked}");
+        assert!(masked.contains("<ago>  Exited (0) <ago>"), "{masked}");
         assert!(masked.trim_end().ends_with("<name>"), "{masked}");
         assert_eq!(
             c.mask("#8 DONE 0.4s\nSuccessfully built 9d1c2b3a4f5e\nwriting image sha256:0123456789abcdef0123"),
