@@ -155,12 +155,17 @@ pub fn run_chapter(
         script.steps.len()
     );
 
-    let from_store = |why: Option<String>| {
-        let mut errors = Vec::new();
-        if let Some(why) = why {
-            errors.push(why);
-        }
+    let from_store = |errors: Vec<String>| {
         shown_from_store(&parsed, &script, stored.as_ref(), &plan, errors, templates)
+    };
+    // A chapter that cannot run now keeps showing its records, if it has
+    // any, with the reason at its top.
+    let cannot_run = |errors: Vec<String>| {
+        if mode == Mode::Auto && stored.is_some() {
+            from_store(errors)
+        } else {
+            not_run(&parsed, &script, errors, templates)
+        }
     };
     match mode {
         Mode::Frozen => {
@@ -170,15 +175,34 @@ pub fn run_chapter(
                     "{name}: {stale} step(s) from line {} on have no valid record, and the mode is frozen with strict = true; run the chapter against a daemon (mode \"auto\"), or `mdbook-workbook accept`",
                     script.steps[plan.fresh()].line
                 );
-                return from_store(Some(why));
+                return from_store(vec![why]);
             }
-            return from_store(None);
+            return from_store(Vec::new());
         }
-        Mode::Auto if all_fresh && stored.is_some() => return from_store(None),
+        Mode::Auto if all_fresh && stored.is_some() => return from_store(Vec::new()),
         _ => {}
     }
 
+    let uses_docker = script
+        .steps
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::Command(c) if c.run.contains("docker")));
+    // The daemon first: without one (a student's machine) the frozen
+    // records stand, whatever else would keep the chapter from running.
     let mut errors = Vec::new();
+    if uses_docker && let Err(e) = docker::probe(&settings.docker) {
+        if mode == Mode::Auto && stored.is_some() {
+            // Students and most CI runners have no daemon: the frozen
+            // records stand, marked where they are stale.
+            tracing::warn!(
+                "{name}: {e:#}; showing the stored records ({} of {} still valid)",
+                plan.fresh(),
+                script.steps.len()
+            );
+            return from_store(Vec::new());
+        }
+        errors.push(format!("{name}: {e:#}"));
+    }
     if !settings.dedicated_daemon {
         for step in &script.steps {
             // A file a block writes may be run as a script later.
@@ -196,32 +220,12 @@ pub fn run_chapter(
             }
         }
     }
-    let uses_docker = script
-        .steps
-        .iter()
-        .any(|s| matches!(&s.kind, StepKind::Command(c) if c.run.contains("docker")));
-    if errors.is_empty()
-        && uses_docker
-        && let Err(e) = docker::probe(&settings.docker)
-    {
-        if mode == Mode::Auto && stored.is_some() {
-            // Students and most CI runners have no daemon: the frozen
-            // records stand, marked where they are stale.
-            tracing::warn!(
-                "{name}: {e:#}; showing the stored records ({} of {} still valid)",
-                plan.fresh(),
-                script.steps.len()
-            );
-            return from_store(None);
-        }
-        errors.push(format!("{name}: {e:#}"));
-    }
     if !errors.is_empty() {
-        return not_run(&parsed, &script, errors, templates);
+        return cannot_run(errors);
     }
 
     let checkpoints = plan::checkpoint_dir(book.root, name);
-    let (from, restore) = match mode {
+    let (mut from, restore) = match mode {
         Mode::Auto => plan::resume_point(&plan, checkpoints.as_deref()),
         _ => (0, None),
     };
@@ -233,10 +237,11 @@ pub fn run_chapter(
             std::fs::create_dir_all(dir).ok()?;
             tempfile::Builder::new().prefix("run-").tempdir_in(dir).ok()
         });
+    let save = saved.as_ref().map(|d| d.path());
     let resume = Resume {
         from,
         restore: restore.as_deref(),
-        save: saved.as_ref().map(|d| d.path()),
+        save,
     };
 
     tracing::info!(
@@ -252,21 +257,29 @@ pub fn run_chapter(
         }
     );
     let started = std::time::Instant::now();
-    let session = match Session::start(settings, book.root, uses_docker) {
-        Ok(session) => session,
-        Err(e) => {
-            let errors = vec![format!(
-                "{name}: the chapter's session could not start: {e:#}"
-            )];
-            return not_run(&parsed, &script, errors, templates);
-        }
+    let attempt = |resume: Resume<'_>| -> std::result::Result<Report, String> {
+        let session = Session::start(settings, book.root, uses_docker)
+            .map_err(|e| format!("{name}: the chapter's session could not start: {e:#}"))?;
+        session
+            .run(&script, settings, name, resume)
+            .map_err(|e| format!("{name}: {e:#}"))
     };
-    let mut report = match session.run(&script, settings, name, resume) {
+    let mut report = match attempt(resume) {
         Ok(report) => report,
-        Err(e) => {
-            let errors = vec![format!("{name}: {e:#}")];
-            return not_run(&parsed, &script, errors, templates);
+        // A checkpoint that cannot be restored costs time, not the run.
+        Err(e) if from > 0 => {
+            tracing::warn!("{e}; running the chapter from its first step instead");
+            from = 0;
+            match attempt(Resume {
+                from: 0,
+                restore: None,
+                save,
+            }) {
+                Ok(report) => report,
+                Err(e) => return cannot_run(vec![e]),
+            }
         }
+        Err(e) => return cannot_run(vec![e]),
     };
     tracing::info!(
         "{name}: ran {} steps in {:.1} s",

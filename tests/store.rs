@@ -432,3 +432,38 @@ fn serve_rebuilds_once_per_edit() {
     assert!(text.contains("ran 1 steps"), "{text}");
     assert!(book.root().join("workbook/chapter.yml").is_file());
 }
+
+#[test]
+fn a_chapter_that_could_not_run_now_keeps_its_records() {
+    common::require_docker();
+    // A "remove all" command that finds nothing: it runs only on a daemon
+    // declared dedicated, and removes nothing anywhere.
+    let chapter = "# Chapter\n\n```shell\necho first\n```\n\n<!-- workbook: expect=1 -->\n```shell\ndocker rm $(docker ps -aq --filter label=workbook-test-nothing)\n```\n";
+    let book = Book::new(CONTINUE, chapter);
+    let first = book.build(&[("WORKBOOK_DEDICATED_DAEMON", "1")]);
+    assert!(first.success, "{}", first.stderr);
+    assert!(
+        first.html.contains("requires at least 1 argument"),
+        "{}",
+        first.html
+    );
+
+    // Stale, no daemon, not dedicated: the records stay, marked, and the
+    // page carries no refusal meant for the maintainer's machine.
+    edit(
+        &book.root().join("src/chapter.md"),
+        "echo first",
+        "echo First",
+    );
+    let gone = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let stale = book.build(&gone);
+    assert!(stale.success, "{}", stale.stderr);
+    assert!(stale.html.contains("requires at least 1 argument"));
+    assert!(stale.html.contains("wb-stale-note"));
+    assert!(!stale.html.contains("refused"), "{}", stale.html);
+
+    // With a daemon but not dedicated, the refusal shows above the records.
+    let refused = book.build(&[]);
+    assert!(refused.html.contains("refused"), "{}", refused.stderr);
+    assert!(refused.html.contains("requires at least 1 argument"));
+}
