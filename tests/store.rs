@@ -467,3 +467,89 @@ fn a_chapter_that_could_not_run_now_keeps_its_records() {
     assert!(refused.html.contains("refused"), "{}", refused.stderr);
     assert!(refused.html.contains("requires at least 1 argument"));
 }
+
+/// The page's transcripts without their durations.
+fn transcripts(html: &str) -> Vec<String> {
+    let secs = regex::Regex::new(r"\d+[.,]\d+ s").unwrap();
+    steps(html)
+        .iter()
+        .map(|s| secs.replace_all(s, "<t>").into_owned())
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_shows_what_a_full_run_shows() {
+    let scenarios: &[&[&str]] = &[
+        // Variables, however they are set.
+        &[
+            "NAME=\"my app\"",
+            "X=1 Y=2",
+            "for i in 1 2 3; do :; done",
+            "if true; then export MODE=prod; fi",
+            "echo EDIT-v1",
+            "echo \"$NAME $X $Y $i $MODE\"",
+        ],
+        // A directory outside the workspace, and `cd -`.
+        &["cd /tmp", "echo EDIT-v1", "pwd"],
+        &["mkdir -p a b", "cd a", "cd ~/b", "echo EDIT-v1", "cd -"],
+        // Files and links that name the workspace by its path.
+        &[
+            "mkdir d",
+            "pwd > where.txt",
+            "ln -s ~/d lnk",
+            "echo x > d/f",
+            "echo EDIT-v1",
+            "cat where.txt",
+            "cat lnk/f",
+        ],
+        // Functions and the directory stack.
+        &[
+            "greet() { echo hi; }",
+            "pushd /tmp > /dev/null",
+            "echo EDIT-v1",
+            "greet; dirs",
+        ],
+    ];
+    for commands in scenarios {
+        let book = Book::new(CONTINUE, &chapter_of(commands));
+        assert!(book.build(&[]).success);
+        edit(&book.root().join("src/chapter.md"), "EDIT-v1", "EDIT-v2");
+        let resumed = book.build(&[]);
+        assert!(resumed.success, "{}", resumed.stderr);
+        let full = book.build(&[("WORKBOOK_MODE", "refresh")]);
+        assert_eq!(
+            transcripts(&resumed.html),
+            transcripts(&full.html),
+            "{commands:?}\n{}",
+            resumed.stderr
+        );
+    }
+}
+
+#[test]
+fn a_changed_exercise_gives_the_clone_a_full_run_would_have() {
+    let book = Book::new(
+        &format!(
+            "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/ex.git\" = \"ex\"\n"
+        ),
+        &chapter_of(&[
+            "git clone https://example.invalid/ex.git",
+            "cat ex/b.txt",
+            "echo chapter >> ex/b.txt",
+            "cat ~/ex/a.txt",
+            "cd ex && git status --short && git log --format=%h",
+        ]),
+    );
+    std::fs::create_dir_all(book.root().join("ex")).unwrap();
+    std::fs::write(book.root().join("ex/a.txt"), "hello\n").unwrap();
+    std::fs::write(book.root().join("ex/b.txt"), "bravo\n").unwrap();
+    assert!(book.build(&[]).success);
+
+    std::fs::write(book.root().join("ex/a.txt"), "changed\n").unwrap();
+    let resumed = book.build(&[]);
+    assert_eq!(ran(&resumed.stderr), 2, "{}", resumed.stderr);
+    let shown = transcripts(&resumed.html);
+    assert!(shown[3].contains("changed"), "{}", shown[3]);
+    let full = book.build(&[("WORKBOOK_MODE", "refresh")]);
+    assert_eq!(shown, transcripts(&full.html));
+}

@@ -177,88 +177,8 @@ pub fn strip_comment(command: &str) -> &str {
     command.trim_end()
 }
 
-/// Whether a command line changes the shell's own state beyond its working
-/// directory: variables, aliases, functions, options, or what a sourced
-/// file does. A run can resume after such a line only by running it again.
-pub fn changes_shell_state(command: &str) -> bool {
-    static ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=").expect("static pattern")
-    });
-    const BUILTINS: &[&str] = &[
-        "export",
-        "unset",
-        "alias",
-        "unalias",
-        "set",
-        "shopt",
-        "source",
-        ".",
-        "declare",
-        "typeset",
-        "readonly",
-        "local",
-        "trap",
-        "ulimit",
-        "umask",
-        "pushd",
-        "popd",
-        "eval",
-        "exec",
-        "function",
-        "enable",
-        "hash",
-        "builtin",
-        "let",
-        "read",
-        "mapfile",
-        "readarray",
-        "bind",
-        "complete",
-    ];
-    static FUNCTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(^|[\s;&|])[A-Za-z_][\w-]*\s*\(\s*\)").expect("static pattern")
-    });
-    let command = strip_comment(command);
-    if FUNCTION.is_match(command) {
-        return true;
-    }
-    command
-        .split(['\n', ';', '&', '|', '(', ')', '{', '}'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .any(|part| {
-            let first = part.split_whitespace().next().unwrap_or("");
-            BUILTINS.contains(&first)
-                || (ASSIGNMENT.is_match(part) && part.split_whitespace().count() == 1)
-        })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::changes_shell_state;
-
-    #[test]
-    fn finds_lines_that_change_the_shell() {
-        for line in [
-            "export X=1",
-            "X=1",
-            "cd a && source env.sh",
-            "greet() { echo hi; }",
-            "alias ll='ls -l'",
-            "set -e",
-        ] {
-            assert!(changes_shell_state(line), "{line}");
-        }
-        for line in [
-            "cd cloud-docker-exercises",
-            "X=1 make",
-            "docker run -it ubuntu bash",
-            "echo 'a=b'",
-            "ls # export X",
-        ] {
-            assert!(!changes_shell_state(line), "{line}");
-        }
-    }
 
     use super::*;
 

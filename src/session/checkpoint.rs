@@ -28,6 +28,9 @@ const MAX_WORKSPACE_BYTES: u64 = 256 << 20;
 pub struct Meta {
     /// The shell's directory, relative to the workspace.
     pub cwd: String,
+    /// The directory `cd -` goes back to, relative to the workspace, if
+    /// the shell has one.
+    pub oldpwd: Option<String>,
     /// Tags the session's builds had set, with their image ids.
     pub tags: Vec<(String, String)>,
     /// Copies of exercise files in the workspace: for each clone, where it
@@ -52,18 +55,7 @@ impl Session {
         match &step.kind {
             StepKind::Command(c) if c.terminal.is_none() => {
                 paths.push(cwd.to_path_buf());
-                for word in c.run.split_whitespace() {
-                    let word = word.trim_matches(['"', '\'']);
-                    let word = word.rsplit('=').next().unwrap_or(word);
-                    let word = word.split(':').next().unwrap_or(word);
-                    if word.is_empty() || word.starts_with('-') || word.contains('$') {
-                        continue;
-                    }
-                    let candidate = cwd.join(word);
-                    if candidate.exists() {
-                        paths.push(candidate);
-                    }
-                }
+                paths.extend(path_words(&c.run, cwd, &self.home));
             }
             StepKind::Edit { path, .. } => paths.push(cwd.join(path)),
             _ => {}
@@ -157,6 +149,10 @@ impl Session {
             tracing::debug!("no checkpoint: the shell has processes in the background");
             return false;
         }
+        if !self.shell.cwd().starts_with(&self.home) {
+            tracing::debug!("no checkpoint: the shell is outside the workspace");
+            return false;
+        }
         for (name, terminal) in self.terminals.iter_mut() {
             if !terminal.is_open() {
                 continue;
@@ -173,7 +169,32 @@ impl Session {
             *objects = self.has_docker_objects();
             *recheck = false;
         }
-        !*objects
+        if *objects {
+            return false;
+        }
+        // Variables, functions, options: whatever the chapter's lines did to
+        // the shell, a checkpoint holds only files and two directories.
+        match (&self.baseline, self.shell.state()) {
+            (Some(before), Some((_, now))) if *before == now => {}
+            _ => {
+                tracing::debug!("no checkpoint: the shell's variables or options changed");
+                return false;
+            }
+        }
+        // A file or link that names the workspace by its path would name
+        // another directory after a restore.
+        let session_dir = self.home.parent().unwrap_or(&self.home).to_path_buf();
+        if mentions(&self.home, session_dir.to_string_lossy().as_bytes()) {
+            tracing::debug!("no checkpoint: a file in the workspace names its path");
+            return false;
+        }
+        true
+    }
+
+    /// Notes the shell's state before the first step, to tell later
+    /// whether a step changed it.
+    pub(super) fn take_baseline(&mut self) {
+        self.baseline = self.shell.state().map(|(_, state)| state);
     }
 
     fn has_docker_objects(&self) -> bool {
@@ -198,7 +219,7 @@ impl Session {
     }
 
     /// Saves the session's state as `<base>.tar` and `<base>.json`.
-    pub(super) fn checkpoint(&self, base: &Path) -> Result<()> {
+    pub(super) fn checkpoint(&mut self, base: &Path) -> Result<()> {
         if dir_size(&self.home) > MAX_WORKSPACE_BYTES {
             bail!(
                 "the workspace is larger than {} MiB",
@@ -240,13 +261,21 @@ impl Session {
                 }
             }
         }
+        let inside = |p: &Path| p.strip_prefix(&self.home).ok().map(slash);
+        let Some(cwd) = inside(self.shell.cwd()) else {
+            bail!("the shell is outside the workspace");
+        };
+        let oldpwd = match self.shell.state() {
+            Some((old, _)) if old.is_empty() => None,
+            Some((old, _)) => match inside(Path::new(&old)) {
+                Some(rel) => Some(rel),
+                None => bail!("`cd -` would leave the workspace"),
+            },
+            None => bail!("the shell cannot say where `cd -` goes"),
+        };
         let meta = Meta {
-            cwd: self
-                .shell
-                .cwd()
-                .strip_prefix(&self.home)
-                .map(slash)
-                .unwrap_or_default(),
+            cwd,
+            oldpwd,
             tags,
             copies: self.copies(),
         };
@@ -312,44 +341,20 @@ impl Session {
         }
 
         for copy in &meta.copies {
-            let exercise = self.root.join(&copy.exercise);
-            let clone = self.home.join(&copy.clone);
-            let mut now: BTreeMap<String, PathBuf> = BTreeMap::new();
-            for file in files_under(&exercise) {
-                let rel = slash(file.strip_prefix(&exercise).unwrap_or(&file));
-                now.insert(rel, file);
-            }
-            for (rel, then) in &copy.files {
-                let target = clone.join(rel);
-                let untouched = crate::store::key::hash_path(&target) == *then;
-                match now.get(rel) {
-                    Some(source) if untouched => {
-                        std::fs::copy(source, &target)
-                            .with_context(|| format!("updating {}", target.display()))?;
-                    }
-                    None if untouched => {
-                        let _ = std::fs::remove_file(&target);
-                    }
-                    _ => {}
-                }
-            }
-            for (rel, source) in &now {
-                let target = clone.join(rel);
-                if !copy.files.contains_key(rel) && !target.exists() {
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::copy(source, &target)
-                        .with_context(|| format!("adding {}", target.display()))?;
-                }
-            }
+            self.reclone_if_changed(copy)?;
         }
 
         let cwd = self.home.join(&meta.cwd);
-        let ran = self.shell.run(
-            &format!("cd -- {}", super::terminal::quote(&cwd.to_string_lossy())),
-            Duration::from_secs(10),
-        )?;
+        let quote = |p: &Path| super::terminal::quote(&p.to_string_lossy());
+        let line = match &meta.oldpwd {
+            Some(old) => format!(
+                "cd -- {} && cd -- {}",
+                quote(&self.home.join(old)),
+                quote(&cwd)
+            ),
+            None => format!("cd -- {} && unset OLDPWD", quote(&cwd)),
+        };
+        let ran = self.shell.run(&line, Duration::from_secs(10))?;
         if !matches!(ran.end, super::terminal::End::Exited(0)) {
             bail!("the shell could not change to the checkpoint's directory");
         }
@@ -378,6 +383,151 @@ impl Session {
         }
         Ok(())
     }
+}
+
+impl Session {
+    /// Makes a clone in a restored workspace what a full run would have:
+    /// when its exercise changed since the checkpoint, the clone is made
+    /// afresh from the exercise as it is now, and the files the chapter had
+    /// written, changed or removed in it are put back as they were.
+    fn reclone_if_changed(&mut self, copy: &Copy) -> Result<()> {
+        let exercise = self.root.join(&copy.exercise);
+        let now: BTreeMap<String, String> = files_under(&exercise)
+            .into_iter()
+            .map(|f| {
+                let rel = slash(f.strip_prefix(&exercise).unwrap_or(&f));
+                (rel, crate::store::key::hash_path(&f))
+            })
+            .collect();
+        if now == copy.files {
+            return Ok(());
+        }
+        let clone = self.home.join(&copy.clone);
+        let config = std::fs::read_to_string(clone.join(".git/config")).unwrap_or_default();
+        let Some(url) = config.lines().find_map(|l| {
+            let (k, v) = l.trim().split_once('=')?;
+            (k.trim() == "url").then(|| v.trim().to_string())
+        }) else {
+            bail!("the clone {} has no remote", copy.clone);
+        };
+
+        // What the chapter did to the clone, relative to the exercise then.
+        let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+        for file in files_under(&clone) {
+            let rel = slash(file.strip_prefix(&clone).unwrap_or(&file));
+            if copy.files.get(&rel) != Some(&crate::store::key::hash_path(&file)) {
+                written.push((rel, std::fs::read(&file)?));
+            }
+        }
+        let removed: Vec<&String> = copy
+            .files
+            .keys()
+            .filter(|rel| !clone.join(rel).exists())
+            .collect();
+
+        std::fs::remove_dir_all(&clone).with_context(|| format!("removing {}", clone.display()))?;
+        let quote = |s: &str| super::terminal::quote(s);
+        let ran = self.shell.run(
+            &format!(
+                "git clone -q -- {} {}",
+                quote(&url),
+                quote(&clone.to_string_lossy())
+            ),
+            Duration::from_secs(60),
+        )?;
+        if ran.end != super::terminal::End::Exited(0) {
+            bail!("cloning {url} again failed");
+        }
+        for (rel, bytes) in written {
+            let target = clone.join(&rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&target, bytes)?;
+        }
+        for rel in removed {
+            let _ = std::fs::remove_file(clone.join(rel));
+        }
+        Ok(())
+    }
+}
+
+/// The paths a command line names that exist, resolved against `cwd`:
+/// words split at blanks and shell punctuation, quotes removed, `~`
+/// expanded, and for a glob, the directory it searches.
+fn path_words(command: &str, cwd: &Path, home: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for word in command.split(|c: char| c.is_whitespace() || ";|&<>()`".contains(c)) {
+        let word: String = word.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
+        // `-v host:container`, `--file=x`, `VAR=value`: the part before `:`
+        // and the part after `=` may be paths.
+        let word = word.rsplit('=').next().unwrap_or(&word);
+        let word = word.split(':').next().unwrap_or(word);
+        if word.is_empty() || word.starts_with('-') || word.contains('$') {
+            continue;
+        }
+        let word = match word.strip_prefix('~') {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                format!("{}{rest}", home.display())
+            }
+            _ => word.to_string(),
+        };
+        let word = match word.find(['*', '?', '[']) {
+            Some(at) => match word[..at].rfind('/') {
+                Some(slash) => word[..slash].to_string(),
+                None => ".".to_string(),
+            },
+            None => word,
+        };
+        let candidate = cwd.join(&word);
+        if candidate.exists() {
+            out.push(candidate);
+        }
+    }
+    out
+}
+
+/// Whether a file or link under `dir` (not in `.git`) contains `needle`.
+/// Reads at most 64 MiB; beyond that, the answer is yes.
+fn mentions(dir: &Path, needle: &[u8]) -> bool {
+    fn walk(dir: &Path, needle: &[u8], budget: &mut u64) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_symlink() {
+                if std::fs::read_link(&path).is_ok_and(|t| {
+                    t.to_string_lossy()
+                        .as_bytes()
+                        .windows(needle.len())
+                        .any(|w| w == needle)
+                }) {
+                    return true;
+                }
+            } else if kind.is_dir() {
+                if walk(&path, needle, budget) {
+                    return true;
+                }
+            } else if kind.is_file() {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                *budget = budget.saturating_sub(bytes.len() as u64);
+                if *budget == 0 || bytes.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    !needle.is_empty() && walk(dir, needle, &mut (64 << 20))
 }
 
 /// Whether two image references name the same image (`x` is `x:latest`).

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use crate::config::Settings;
 use crate::docker;
 use crate::record::Record;
-use crate::script::{self, Script, StepKind};
+use crate::script::{Script, StepKind};
 use terminal::Shell;
 use workspace::offline_repositories;
 
@@ -77,6 +77,8 @@ pub struct Session {
     /// The repositories the book serves: URL to directory (relative to the
     /// book's root).
     repos: BTreeMap<String, String>,
+    /// The shell's state before the first step, for checkpoints.
+    baseline: Option<String>,
     /// Whether the chapter talks to Docker at all; if not, no daemon is needed.
     uses_docker: bool,
     cleaned: bool,
@@ -165,6 +167,7 @@ impl Session {
             docker,
             root: book_root.to_path_buf(),
             repos: settings.repos.clone(),
+            baseline: None,
             uses_docker,
             cleaned: false,
         })
@@ -190,16 +193,9 @@ impl Session {
             self.restore(base).context("restoring the checkpoint")?;
         }
         let total = script.steps.len();
-        // After a line that changed the shell's variables or options, the
-        // state is more than files, and no checkpoint can hold it.
-        let last_checkpoint = script
-            .steps
-            .iter()
-            .position(|s| {
-                matches!(&s.kind, StepKind::Command(c)
-                    if c.terminal.is_none() && script::guard::changes_shell_state(&c.run))
-            })
-            .unwrap_or(total);
+        if resume.save.is_some() {
+            self.take_baseline();
+        }
         let (mut objects, mut recheck) = (false, true);
 
         for (index, step) in script.steps.iter().enumerate().skip(resume.from) {
@@ -233,8 +229,6 @@ impl Session {
 
             recheck |= matches!(step.kind, StepKind::Command(_));
             if let Some(dir) = resume.save
-                && index + 1 < total
-                && index < last_checkpoint
                 && self.is_quiet(&terminals_after(script, index), &mut recheck, &mut objects)
             {
                 match self.checkpoint(&dir.join(format!("after-{index}"))) {

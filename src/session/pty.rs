@@ -141,6 +141,7 @@ impl Terminal {
         command.arg(&rc);
         command.arg("-i");
         command.cwd(cwd);
+        command.env_remove("OLDPWD");
         for (k, v) in env {
             command.env(k, v);
         }

@@ -79,6 +79,8 @@ impl Shell {
         command
             .args(["--noprofile", "--norc"])
             .current_dir(cwd)
+            // `cd -` starts with nowhere to go back to, as in a new terminal.
+            .env_remove("OLDPWD")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)
@@ -134,6 +136,26 @@ impl Shell {
     /// a server sent to the background.
     pub fn is_idle(&self) -> bool {
         self.alive && session_members(self.pid()).is_empty()
+    }
+
+    /// The shell's own state besides its directory: variables, functions,
+    /// aliases, options, traps, umask and the directory stack, with the variables bash changes
+    /// by itself left out; and `OLDPWD`, which `cd -` uses. `None` when the
+    /// shell cannot say.
+    pub fn state(&mut self) -> Option<(String, String)> {
+        let file = self.ctl.join("state");
+        let command = format!(
+            "{{ printf '%s\\n' \"$OLDPWD\"; {{ dirs -l -p | tail -n +2; declare -p; declare -f; alias; shopt -p; set +o; trap -p; umask; }} 2>&1 | grep -Ev '^declare -[^ ]* ({VOLATILE})='; }} > {}",
+            quote(&file.to_string_lossy())
+        );
+        let ran = self.run(&command, Duration::from_secs(10)).ok()?;
+        if ran.end != End::Exited(0) {
+            return None;
+        }
+        let text = std::fs::read_to_string(&file).ok()?;
+        let _ = std::fs::remove_file(&file);
+        let (oldpwd, rest) = text.split_once('\n')?;
+        Some((oldpwd.to_string(), rest.to_string()))
     }
 
     /// The shell's process id, which is also its session id.
@@ -385,6 +407,10 @@ pub(super) fn session_members(sid: u32) -> Vec<u32> {
     }
     pids
 }
+
+/// Variables bash sets by itself, or that say where the shell is, which
+/// the shell's state leaves out.
+const VOLATILE: &str = "_|BASH[A-Z_]*|BASHPID|LINENO|RANDOM|SRANDOM|SECONDS|EPOCHSECONDS|EPOCHREALTIME|PIPESTATUS|FUNCNAME|HISTCMD|COLUMNS|LINES|PWD|OLDPWD|SHLVL|GROUPS|PPID|DIRSTACK";
 
 /// Quotes a string for bash.
 pub fn quote(s: &str) -> String {
