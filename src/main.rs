@@ -154,7 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if ok {
                     "no drift: every step agrees with the store"
                 } else {
-                    "drift or failures (see above); `mdbook-workbook accept` records the new results"
+                    "the check failed (see above): drift, failed steps, or a book that cannot be built; after drift, `mdbook-workbook accept` records the new results"
                 }
             );
             Ok(if ok {
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ok = build_in_mode(&mdbook, &book, "refresh")?;
             Ok(if ok {
                 eprintln!(
-                    "mdbook-workbook: the store of {} is up to date",
+                    "mdbook-workbook: recorded: the store of {} holds this run's results",
                     book.display()
                 );
                 ExitCode::SUCCESS
@@ -215,6 +215,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// directory so that the book's own output stays as it was. Returns whether
 /// the build succeeded.
 fn build_in_mode(mdbook: &str, book: &std::path::Path, mode: &str) -> Result<bool> {
+    anyhow::ensure!(
+        book.join("book.toml").is_file(),
+        "{} has no book.toml; give the book's directory",
+        book.display()
+    );
     let dest = tempfile::Builder::new()
         .prefix("mdbook-workbook-")
         .tempdir()

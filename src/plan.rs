@@ -154,7 +154,17 @@ pub fn checkpoint_dir(root: &Path, chapter: &str) -> Option<PathBuf> {
             }
         })
         .collect();
-    Some(base.join("checkpoints").join(book).join(slug))
+    // The hash keeps `a/b.md` and `a_b.md` apart.
+    let unique: String = Sha256::digest(chapter.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(
+        base.join("checkpoints")
+            .join(book)
+            .join(format!("{slug}-{unique}")),
+    )
 }
 
 /// The latest checkpoint a run can start from: the state after one of the

@@ -42,17 +42,21 @@ impl Preprocessor for Workbook {
         let store = Store::new(&ctx.root, &src, &settings.store)?;
 
         let mut failures = Vec::new();
+        let fatal = std::cell::RefCell::new(Vec::new());
+        let mut chapters = Vec::new();
         book.for_each_chapter_mut(|ch| {
             let Some(path) = ch.source_path.clone().or_else(|| ch.path.clone()) else {
                 return;
             };
             let name = path.display().to_string();
+            chapters.push(name.clone());
             let dir = src.join(path.parent().unwrap_or(Path::new("")));
             let shared = Shared {
                 root: &ctx.root,
                 settings: &settings,
                 templates: &templates,
                 store: &store,
+                fatal: &fatal,
             };
             match run_chapter(&name, &ch.content, &dir, &shared) {
                 Ok((content, mut problems)) => {
@@ -66,6 +70,15 @@ impl Preprocessor for Workbook {
             }
         });
 
+        failures.extend(orphans(&store, &chapters, settings.mode));
+        let fatal = fatal.into_inner();
+        if !fatal.is_empty() {
+            bail!(
+                "{} error(s) that fail the build whatever `on-failure` says:\n{}",
+                fatal.len(),
+                fatal.join("\n")
+            );
+        }
         if !failures.is_empty() && settings.on_failure() == OnFailure::Fail {
             bail!(
                 "{} problem(s) in the book (on-failure = \"fail\"):\n{}",
@@ -99,6 +112,9 @@ pub struct Shared<'a> {
     pub settings: &'a Settings,
     pub templates: &'a Templates,
     pub store: &'a Store,
+    /// Errors that fail the build whatever `on-failure` says: the store
+    /// cannot be read or written, or a strict frozen build has no record.
+    pub fatal: &'a std::cell::RefCell<Vec<String>>,
 }
 
 /// Runs one chapter, or shows it from the store, and renders it. Returns
@@ -137,8 +153,30 @@ pub fn run_chapter(
     let stored = match book.store.load(name) {
         Ok(stored) => stored,
         // Never run over a store that cannot be read: that would replace it.
-        Err(e) => return not_run(&parsed, &script, vec![format!("{e:#}")], templates),
+        Err(e) => {
+            book.fatal.borrow_mut().push(format!("{e:#}"));
+            return not_run(&parsed, &script, vec![format!("{e:#}")], templates);
+        }
     };
+    // Rules added since the records were made apply to them too, on the
+    // page and, where the store is written, in it.
+    let sanitiser = Sanitiser::new(&settings.sanitise);
+    let mut stored = stored;
+    if let Some(store) = stored.as_mut() {
+        let mut changed = false;
+        for entry in &mut store.steps {
+            changed |= sanitiser.apply(&mut entry.record);
+        }
+        if changed && settings.writes_store() {
+            match book.store.save(store) {
+                Ok(path) => tracing::info!("{name}: sanitise rules applied to {}", path.display()),
+                Err(e) => book
+                    .fatal
+                    .borrow_mut()
+                    .push(format!("{name}: the records could not be written: {e:#}")),
+            }
+        }
+    }
     let mut files = Files::new(book.root);
     let mode = settings.mode;
     let plan = plan::plan(
@@ -175,6 +213,7 @@ pub fn run_chapter(
                     "{name}: {stale} step(s) from line {} on have no valid record, and the mode is frozen with strict = true; run the chapter against a daemon (mode \"auto\"), or `mdbook-workbook accept`",
                     script.steps[plan.fresh()].line
                 );
+                book.fatal.borrow_mut().push(why.clone());
                 return from_store(vec![why]);
             }
             return from_store(Vec::new());
@@ -287,7 +326,6 @@ pub fn run_chapter(
         started.elapsed().as_secs_f64()
     );
 
-    let sanitiser = Sanitiser::new(&settings.sanitise);
     for record in &mut report.records {
         sanitiser.apply(record);
         record.duration = crate::record::seconds::round(record.duration);
@@ -347,7 +385,11 @@ pub fn run_chapter(
         };
         match book.store.save(&chapter_store) {
             Ok(path) => tracing::info!("{name}: records written to {}", path.display()),
-            Err(e) => problems.push(format!("{name}: the records could not be written: {e:#}")),
+            Err(e) => {
+                let why = format!("{name}: the records could not be written: {e:#}");
+                tracing::error!("{why}");
+                book.fatal.borrow_mut().push(why);
+            }
         }
     } else {
         tracing::info!(
@@ -408,6 +450,7 @@ fn shown_from_store(
         stand_ins: stored.stand_ins.iter().cloned().collect(),
         ..Report::default()
     };
+    report.missing = (0..script.steps.len()).collect();
     for (index, entry) in stored.steps.iter().enumerate() {
         let Some(step) = script.steps.get(index) else {
             break;
@@ -418,6 +461,7 @@ fn shown_from_store(
             }
             report.stale.insert(index);
         }
+        report.missing.remove(&index);
         report.verified.push(entry.verified.clone());
         report.images.push(entry.images.clone());
         let mut record = entry.record.clone();
@@ -426,6 +470,14 @@ fn shown_from_store(
     }
     report.verified.sort();
     report.verified.dedup();
+    if !report.stale.is_empty() || !report.missing.is_empty() {
+        tracing::warn!(
+            "{}: {} step(s) shown from older records, not verified again, and {} without any record",
+            parsed.name,
+            report.stale.len(),
+            report.missing.len()
+        );
+    }
     let problems = errors.clone();
     for e in &errors {
         tracing::error!("{e}");
@@ -438,6 +490,35 @@ fn shown_from_store(
         render::chapter(parsed, Some(script), run, templates)?,
         problems,
     ))
+}
+
+/// Store files of chapters the book no longer has: removed by `refresh`
+/// (what `accept` runs), a problem for `check`, a warning otherwise.
+fn orphans(store: &Store, chapters: &[String], mode: Mode) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, chapter) in store.files() {
+        if chapters.contains(&chapter) {
+            continue;
+        }
+        let what = format!(
+            "{}: records of `{chapter}`, which the book no longer has",
+            file.display()
+        );
+        match mode {
+            Mode::Refresh => match std::fs::remove_file(&file) {
+                Ok(()) => tracing::info!("{what}: removed"),
+                Err(e) => problems.push(format!("{what}; removing it failed: {e}")),
+            },
+            Mode::Check => {
+                eprintln!("drift: {what}");
+                problems.push(format!("{what}; `mdbook-workbook accept` removes it"));
+            }
+            Mode::Auto | Mode::Frozen => {
+                tracing::warn!("{what}; `mdbook-workbook accept` removes it")
+            }
+        }
+    }
+    problems
 }
 
 /// The chapter with the reasons it did not run at its top.

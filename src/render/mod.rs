@@ -134,6 +134,44 @@ pub fn chapter(
             v["stale"] = json!(stale(r));
             v
         };
+        // A step the store has no valid record for, shown as such.
+        let missing = |s: usize| -> Option<Value> {
+            let report = run.report?;
+            if !report.missing.contains(&s) {
+                return None;
+            }
+            let command = match &script.steps[s].kind {
+                crate::script::StepKind::Command(c) => c.text.clone(),
+                crate::script::StepKind::Probe(p) => format!("GET {}", p.url),
+                crate::script::StepKind::Write { path, .. }
+                | crate::script::StepKind::Edit { path, .. } => path.clone(),
+                crate::script::StepKind::Skip { text, .. }
+                | crate::script::StepKind::Refuse { text, .. } => text.clone(),
+            };
+            Some(json!({
+                "state": "missing",
+                "file": false,
+                "ran": false,
+                "verified": false,
+                "screen": false,
+                "terminal": null,
+                "http": null,
+                "build": null,
+                "cwd": "",
+                "command": escape(&command),
+                "head": "",
+                "omitted": null,
+                "tail": "",
+                "empty": false,
+                "status": labels.no_record,
+                "expected": null,
+                "problem": null,
+                "duration": null,
+                "line": script.steps[s].line,
+                "stale": false,
+            }))
+        };
+        let view_of = |s: usize| records(s).map(view).or_else(|| missing(s));
         let shown: Vec<usize> = script
             .shots
             .iter()
@@ -174,7 +212,7 @@ pub fn chapter(
                 html.push('\n');
             }
             let steps: Vec<usize> = block.steps.clone().filter(|s| !shown.contains(s)).collect();
-            let views: Vec<Value> = steps.iter().filter_map(|s| records(*s)).map(view).collect();
+            let views: Vec<Value> = steps.iter().filter_map(|s| view_of(*s)).collect();
             if !views.is_empty() {
                 let data = transcript_view(&labels, None, None, views);
                 html.push_str(&templates.render("transcript", &data)?);
@@ -214,12 +252,7 @@ pub fn chapter(
             let ItemKind::Image(image) = &item.kind else {
                 continue;
             };
-            let views: Vec<Value> = shot
-                .steps
-                .iter()
-                .filter_map(|s| records(*s))
-                .map(view)
-                .collect();
+            let views: Vec<Value> = shot.steps.iter().filter_map(|s| view_of(*s)).collect();
             let html = if views.is_empty() {
                 let reason = if shot.steps.is_empty() {
                     None
@@ -404,6 +437,9 @@ fn provenance_view(report: &Report, labels: &Labels) -> Value {
     let count = |f: &dyn Fn(&Record) -> bool| report.records.iter().filter(|r| f(r)).count();
     let skipped = count(&|r| matches!(r.outcome, Outcome::Skipped(_)));
     let failed = count(&|r| !r.is_ok());
+    let stale = count(&|r| {
+        r.is_ok() && !matches!(r.outcome, Outcome::Skipped(_)) && report.stale.contains(&r.step)
+    });
     // Builders as the build outputs show them, and the images from
     // outside the chapter with the ids they had, stand-ins marked.
     let mut builders: Vec<&str> = report
@@ -434,9 +470,10 @@ fn provenance_view(report: &Report, labels: &Labels) -> Value {
         "builders": builders,
         "images": images,
         "stale": report.stale.len(),
+        "missing": report.missing.len(),
         "engine": report.engine.server,
         "client": report.engine.client,
-        "ok": report.records.len() - skipped - failed,
+        "ok": report.records.len() - skipped - failed - stale,
         "skipped": skipped,
         "failed": failed,
         "all_ok": failed == 0,

@@ -40,6 +40,9 @@ pub struct Report {
     pub stale: BTreeSet<usize>,
     /// When the records were made, as `YYYY-MM-DD HH:MM UTC`.
     pub verified: Vec<String>,
+    /// Steps with no record at all: shown from a store that has none valid
+    /// for them.
+    pub missing: BTreeSet<usize>,
     pub engine: docker::Engine,
     /// Stand-in images seen on the daemon during the run.
     pub stand_ins: BTreeSet<String>,

@@ -78,10 +78,7 @@ impl Store {
     /// write as an edit.
     pub fn new(root: &Path, src: &Path, dir: &str) -> Result<Store> {
         let dir = root.join(dir);
-        let inside = |outer: &Path| {
-            let norm = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-            norm(&dir).starts_with(norm(outer))
-        };
+        let inside = |outer: &Path| resolved(&dir).starts_with(resolved(outer));
         if inside(src) {
             bail!(
                 "book.toml [preprocessor.workbook] store = \"{}\" lies inside the book's src, where every write would start a new build under `mdbook serve`; choose a directory beside src, such as \"workbook\"",
@@ -92,9 +89,50 @@ impl Store {
     }
 
     /// The file that holds a chapter's records: the chapter's path inside
-    /// `src`, with `.yml` for `.md`.
+    /// `src`, with `.yml` for `.md` (and `.yml` added to other names, so
+    /// that `a.md` and `a.markdown` keep apart).
     pub fn path(&self, chapter: &str) -> PathBuf {
-        self.dir.join(Path::new(chapter).with_extension("yml"))
+        let chapter = Path::new(chapter);
+        match chapter.extension() {
+            Some(ext) if ext == "md" => self.dir.join(chapter.with_extension("yml")),
+            _ => self.dir.join(format!("{}.yml", chapter.display())),
+        }
+    }
+
+    /// Every store file with the chapter it belongs to, as its `chapter:`
+    /// line says.
+    pub fn files(&self) -> Vec<(PathBuf, String)> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "yml") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.dir, &mut files);
+        files
+            .into_iter()
+            .filter_map(|file| {
+                use std::io::BufRead;
+                let reader = std::io::BufReader::new(File::open(&file).ok()?);
+                let chapter = reader
+                    .lines()
+                    .take(20)
+                    .map_while(Result::ok)
+                    .find_map(|l| l.strip_prefix("chapter: ").map(str::to_string))?
+                    .trim()
+                    .trim_matches(['\'', '"'])
+                    .to_string();
+                Some((file, chapter))
+            })
+            .collect()
     }
 
     /// Takes the store's lock, waiting for another build that holds it.
@@ -171,6 +209,34 @@ impl Store {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// A path made absolute, with `..` resolved and the symlinks of its
+/// longest existing ancestor followed.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let mut existing = clean.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let Some(name) = existing.file_name().map(|n| n.to_os_string()) else {
+            break;
+        };
+        rest.push(name);
+        existing.pop();
+    }
+    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+    out.extend(rest.iter().rev());
+    out
 }
 
 const HEADER: &str = "# Records of mdbook-workbook: what each step of the chapter really did.\n# Written by `mdbook build` against a Docker daemon, or by `mdbook-workbook accept`.\n# Review changes like code; do not edit by hand.\n";

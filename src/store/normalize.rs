@@ -43,8 +43,15 @@ impl Sanitiser {
         Sanitiser { literal, rules }
     }
 
-    /// Applies the rules to what a record shows.
-    pub fn apply(&self, record: &mut Record) {
+    /// Applies the rules to what a record shows; says whether anything
+    /// changed.
+    pub fn apply(&self, record: &mut Record) -> bool {
+        let before = (record.output.clone(), record.problem.clone());
+        self.apply_rules(record);
+        before != (record.output.clone(), record.problem.clone())
+    }
+
+    fn apply_rules(&self, record: &mut Record) {
         for (from, to) in &self.literal {
             record.output.replace(from.as_bytes(), to.as_bytes());
             if let Some(p) = record.problem.as_mut() {
@@ -100,6 +107,13 @@ static BUILT_IN: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             "<date>",
         ),
         (r(r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"), "<clock>"),
+        // `ls -l`: `Dec  4 18:12`, or the year for older files.
+        (
+            r(
+                r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +(\d{2}:\d{2}|\d{4})\b",
+            ),
+            "<date>",
+        ),
         (
             r(
                 r"\b(About (a|an) \w+|Less than a second|\d+ (second|minute|hour|day|week|month|year)s?) ago\b",
@@ -181,9 +195,12 @@ impl Comparator {
     /// how it ended, and a probe's answer. Durations are not compared.
     pub fn view(&self, record: &Record) -> String {
         let mut out = String::new();
-        let prompt = record.terminal.as_deref().unwrap_or("host");
         // The command too: a placeholder bound to a container's id differs.
-        out.push_str(&format!("[{prompt}] {}\n", self.mask(&record.command)));
+        let command = self.mask(&record.command);
+        match record.terminal.as_deref() {
+            Some(terminal) => out.push_str(&format!("[{terminal}]$ {command}\n")),
+            None => out.push_str(&format!("$ {command}\n")),
+        }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let mut head = self.mask(&text(&record.output.head));
         // A program that is ready goes on running: what it printed after
@@ -209,17 +226,26 @@ impl Comparator {
             out.push('\n');
         }
         let outcome = match &record.outcome {
-            Outcome::TimedOut(_) => "timed-out".to_string(),
-            other => format!("{other:?}"),
+            Outcome::Exited(code) => format!("exit status {code}"),
+            Outcome::TimedOut(_) => "timed out".to_string(),
+            Outcome::ShellEnded => "the shell ended".to_string(),
+            Outcome::Waiting => "waits for input".to_string(),
+            Outcome::Ready(pattern) => format!("ready (`{pattern}` showed), goes on running"),
+            Outcome::Interrupted(code) => format!("ended by CTRL+C, exit status {code}"),
+            Outcome::Answered(code) => format!("HTTP {code}"),
+            Outcome::Wrote(path) => format!("wrote {path}"),
+            Outcome::Edited(path) => format!("edited {path}"),
+            Outcome::Skipped(why) => format!("skipped: {why}"),
+            Outcome::Failed(why) => format!("failed: {why}"),
         };
-        out.push_str(&format!("= {}\n", self.mask(&outcome)));
+        out.push_str(&format!("→ {}\n", self.mask(&outcome)));
         if let Some(http) = &record.http {
-            out.push_str(&format!("= HTTP {} {}\n", http.status, http.content_type));
+            out.push_str(&format!("→ HTTP {} {}\n", http.status, http.content_type));
             out.push_str(&self.mask(&text(&http.body)));
             out.push('\n');
         }
         if let Some(problem) = &record.problem {
-            out.push_str(&format!("= problem: {}\n", self.mask(problem)));
+            out.push_str(&format!("→ problem: {}\n", self.mask(problem)));
         }
         out
     }
@@ -260,6 +286,10 @@ mod tests {
         assert_eq!(c.mask("inet 172.17.0.3/16"), "inet <ip>/16");
         assert_eq!(c.mask("Fri Dec  4 17:36:19 UTC 2026"), "<date>");
         assert_eq!(c.mask("at 09:15:02.123"), "at <clock>");
+        assert_eq!(
+            c.mask("-rw-r--r-- 1 root root 6 Dec  4 18:12 a.txt\n-rw-r--r-- 1 root root 6 Jan 12  2024 b.txt"),
+            "-rw-r--r-- 1 root root 6 <date> a.txt\n-rw-r--r-- 1 root root 6 <date> b.txt"
+        );
         assert_eq!(
             c.mask("127.0.0.1 - - [04/Dec/2026 17:40:02] \"GET / HTTP/1.1\" 200 -"),
             "127.0.0.1 - - [<date>] \"GET / HTTP/1.1\" 200 -"
