@@ -33,10 +33,19 @@ chapter=src/06.2-docker-advanced.md
 # The same book without the preprocessor.
 cp -r "$work/book" "$work/plain"
 python3 - "$work/plain/book.toml" <<'PY'
-import re, sys
+import sys
 p = sys.argv[1]
-text = open(p).read()
-text = re.sub(r"(?ms)^\[preprocessor\.workbook[^\]]*\].*?(?=^\[(?!preprocessor\.workbook)|\Z)", "", text)
+# Drop every table of the preprocessor: [preprocessor.workbook],
+# [preprocessor.workbook.repos], [[preprocessor.workbook.compare]], ...
+kept, inside = [], False
+for line in open(p).read().splitlines(keepends=True):
+    header = line.strip()
+    if header.startswith("["):
+        inside = header.lstrip("[").startswith("preprocessor.workbook")
+    if not inside:
+        kept.append(line)
+text = "".join(kept)
+assert "workbook" not in text.replace("workbook.css", ""), text
 open(p, "w").write(text)
 PY
 

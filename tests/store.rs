@@ -88,6 +88,17 @@ fn an_edit_of_step_k_reruns_k_to_n_only() {
     );
     let prose = book.build(&[]);
     assert_eq!(ran(&prose.stderr), 0, "{}", prose.stderr);
+
+    // After a `cd`, the run resumes in that directory.
+    edit(&book.root().join("src/chapter.md"), "ls ..", "ls -F ..");
+    let last = book.build(&[]);
+    assert_eq!(ran(&last.stderr), 1, "{}", last.stderr);
+    let shown = steps(&last.html);
+    assert!(
+        shown[5].contains("~/sub$ ls -F ..") && shown[5].contains("sub/"),
+        "{}",
+        shown[5]
+    );
 }
 
 #[test]

@@ -176,8 +176,17 @@ impl Session {
         // the shell, a checkpoint holds only files and two directories.
         match (&self.baseline, self.shell.state()) {
             (Some(before), Some((_, now))) if *before == now => {}
+            (Some(before), Some((_, now))) => {
+                let changed = now
+                    .lines()
+                    .find(|l| !before.lines().any(|b| b == *l))
+                    .or_else(|| before.lines().find(|b| !now.lines().any(|l| l == *b)))
+                    .unwrap_or_default();
+                tracing::debug!("no checkpoint: the shell's state changed: `{changed}`");
+                return false;
+            }
             _ => {
-                tracing::debug!("no checkpoint: the shell's variables or options changed");
+                tracing::debug!("no checkpoint: the shell cannot say what its state is");
                 return false;
             }
         }

@@ -145,7 +145,7 @@ impl Shell {
     pub fn state(&mut self) -> Option<(String, String)> {
         let file = self.ctl.join("state");
         let command = format!(
-            "{{ printf '%s\\n' \"$OLDPWD\"; {{ dirs -l -p | tail -n +2; declare -p; declare -f; alias; shopt -p; set +o; trap -p; umask; }} 2>&1 | grep -Ev '^declare -[^ ]* ({VOLATILE})='; }} > {}",
+            "{{ printf '%s\\n' \"$OLDPWD\"; {{ dirs -l -p | tail -n +2; declare -p; declare -f; alias; shopt -p; set +o; trap -p; umask; }} 2>&1 | grep -Ev '^declare -[^ ]* ({VOLATILE})(=|$)'; }} > {}",
             quote(&file.to_string_lossy())
         );
         let ran = self.run(&command, Duration::from_secs(10)).ok()?;
