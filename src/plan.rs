@@ -175,7 +175,7 @@ pub fn resume_point(plan: &Plan, dir: Option<&Path>) -> (usize, Option<PathBuf>)
     };
     for from in (1..=plan.fresh()).rev() {
         let base = dir.join(&plan.keys[from - 1]);
-        if base.with_extension("tar").is_file() && base.with_extension("json").is_file() {
+        if base.with_extension("tar").is_file() && crate::session::checkpoint::restorable(&base) {
             return (from, Some(base));
         }
     }

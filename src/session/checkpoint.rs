@@ -33,6 +33,10 @@ pub struct Meta {
     pub oldpwd: Option<String>,
     /// Tags the session's builds had set, with their image ids.
     pub tags: Vec<(String, String)>,
+    /// Images from outside the chapter that its steps used so far, with the
+    /// id each had then, or none when the daemon did not have it.
+    #[serde(default)]
+    pub images: BTreeMap<String, Option<String>>,
     /// Copies of exercise files in the workspace: for each clone, where it
     /// lies, the exercise directory it came from, and the hash each file
     /// had in the exercise when the checkpoint was taken.
@@ -282,9 +286,16 @@ impl Session {
             },
             None => bail!("the shell cannot say where `cd -` goes"),
         };
+        let present = docker::image_ids(&self.used_images);
+        let images = self
+            .used_images
+            .iter()
+            .map(|r| (r.clone(), present.get(r).cloned()))
+            .collect();
         let meta = Meta {
             cwd,
             oldpwd,
+            images,
             tags,
             copies: self.copies(),
         };
@@ -351,6 +362,23 @@ impl Session {
 
         for copy in &meta.copies {
             self.reclone_if_changed(copy)?;
+        }
+        self.used_images.extend(meta.images.keys().cloned());
+        // Images the chapter had pulled are pulled again if they are gone,
+        // so that a later `docker run` finds what it found then.
+        let t = Duration::from_secs(300);
+        for (reference, id) in &meta.images {
+            let Some(id) = id else { continue };
+            let now = docker::image_ids(std::iter::once(reference));
+            if now.get(reference) == Some(id) {
+                continue;
+            }
+            docker::query(&self.docker, &["pull", "-q", reference], t)
+                .with_context(|| format!("pulling {reference} again"))?;
+            let now = docker::image_ids(std::iter::once(reference));
+            if now.get(reference) != Some(id) {
+                bail!("{reference} is another image now than when the checkpoint was taken");
+            }
         }
 
         let cwd = self.home.join(&meta.cwd);
@@ -537,6 +565,27 @@ fn mentions(dir: &Path, needle: &[u8]) -> bool {
         false
     }
     !needle.is_empty() && walk(dir, needle, &mut (64 << 20))
+}
+
+/// Whether a checkpoint can be restored on the daemon as it is now: the
+/// images its tags name still exist, and the images from outside the
+/// chapter are there (or can be pulled) or absent as they were.
+pub fn restorable(base: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(base.with_extension("json")) else {
+        return false;
+    };
+    let Ok(meta) = serde_json::from_str::<Meta>(&text) else {
+        return false;
+    };
+    let ids: Vec<String> = meta.tags.iter().map(|(_, id)| id.clone()).collect();
+    if docker::image_ids(&ids).len() != ids.len() {
+        return false;
+    }
+    let refs: Vec<String> = meta.images.keys().cloned().collect();
+    let now = docker::image_ids(&refs);
+    meta.images
+        .iter()
+        .all(|(reference, then)| then.is_some() || !now.contains_key(reference))
 }
 
 /// Whether two image references name the same image (`x` is `x:latest`).

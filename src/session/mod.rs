@@ -3,7 +3,7 @@
 //! labels what the session creates and removes it at the end.
 
 pub mod capture;
-mod checkpoint;
+pub mod checkpoint;
 pub mod http;
 pub mod pty;
 mod step;
@@ -82,6 +82,8 @@ pub struct Session {
     repos: BTreeMap<String, String>,
     /// The shell's state before the first step, for checkpoints.
     baseline: Option<String>,
+    /// Images from outside the chapter that its steps used so far.
+    used_images: BTreeSet<String>,
     /// Whether the chapter talks to Docker at all; if not, no daemon is needed.
     uses_docker: bool,
     cleaned: bool,
@@ -171,6 +173,7 @@ impl Session {
             root: book_root.to_path_buf(),
             repos: settings.repos.clone(),
             baseline: None,
+            used_images: BTreeSet::new(),
             uses_docker,
             cleaned: false,
         })
@@ -206,7 +209,9 @@ impl Session {
             let cwd = self.shell.cwd().to_path_buf();
             let record = self.run_step(index, step, settings);
             report.sees.push(self.sees(step, &cwd));
-            report.images.push(self.images_used(step, &record));
+            let used = self.images_used(step, &record);
+            self.used_images.extend(used.keys().cloned());
+            report.images.push(used);
             match &record.problem {
                 Some(problem) => {
                     tracing::error!("{chapter}:{}: `{}`: {problem}", step.line, record.command)
