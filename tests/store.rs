@@ -12,6 +12,13 @@ use common::{Book, mdbook_binary, steps};
 
 const CONTINUE: &str = "on-failure = \"continue\"";
 
+/// Settings that serve `https://example.invalid/NAME.git` from `dir`.
+fn with_repo(name: &str, dir: &str) -> String {
+    format!(
+        "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/{name}.git\" = \"{dir}\"\n"
+    )
+}
+
 fn chapter_of(commands: &[&str]) -> String {
     let mut text = String::from("# Chapter\n\n");
     for c in commands {
@@ -104,9 +111,7 @@ fn an_edit_of_step_k_reruns_k_to_n_only() {
 #[test]
 fn an_exercise_edit_reruns_from_the_first_step_that_sees_it() {
     let book = Book::new(
-        &format!(
-            "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/demo.git\" = \"exercises\"\n"
-        ),
+        &with_repo("demo", "exercises"),
         &chapter_of(&[
             "git clone https://example.invalid/demo.git",
             "cat demo/notes.txt",
@@ -276,9 +281,7 @@ fn a_store_that_cannot_be_read_is_a_clear_error_and_stays() {
 #[test]
 fn check_passes_after_accept_and_shows_drift_as_a_diff() {
     let book = Book::new(
-        &format!(
-            "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/demo.git\" = \"exercises\"\n"
-        ),
+        &with_repo("demo", "exercises"),
         &chapter_of(&[
             "git clone https://example.invalid/demo.git",
             "cat demo/notes.txt",
@@ -544,9 +547,7 @@ fn a_resumed_run_shows_what_a_full_run_shows() {
 #[test]
 fn a_changed_exercise_gives_the_clone_a_full_run_would_have() {
     let book = Book::new(
-        &format!(
-            "{CONTINUE}\n[preprocessor.workbook.repos]\n\"https://example.invalid/ex.git\" = \"ex\"\n"
-        ),
+        &with_repo("ex", "ex"),
         &chapter_of(&[
             "git clone https://example.invalid/ex.git",
             "cat ex/b.txt",

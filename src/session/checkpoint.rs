@@ -79,7 +79,7 @@ impl Session {
     /// The exercise path a workspace path is a copy of, relative to the
     /// book's root, if it lies in a clone of a repository the book serves.
     fn exercise_of(&self, path: &Path) -> Option<String> {
-        let path = normalise(path);
+        let path = crate::store::lexical(path);
         let (clone, exercise) = self.clone_of(&path)?;
         let rel = path.strip_prefix(&clone).ok()?;
         let target = Path::new(&exercise).join(rel);
@@ -242,21 +242,7 @@ impl Session {
         if let Some(dir) = base.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let tar = base.with_extension("tar");
-        let status = std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&self.home)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("running tar")?;
-        if !status.success() {
-            bail!("tar could not archive the workspace");
-        }
+        tar(&self.home, "-cf", &base.with_extension("tar")).context("archiving the workspace")?;
 
         let mut tags = Vec::new();
         if self.uses_docker {
@@ -346,19 +332,7 @@ impl Session {
                 .context("reading the checkpoint")?,
         )
         .context("reading the checkpoint")?;
-        let status = std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&self.home)
-            .arg("-xf")
-            .arg(base.with_extension("tar"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("running tar")?;
-        if !status.success() {
-            bail!("tar could not unpack the checkpoint");
-        }
+        tar(&self.home, "-xf", &base.with_extension("tar")).context("unpacking the checkpoint")?;
 
         for copy in &meta.copies {
             self.reclone_if_changed(copy)?;
@@ -600,23 +574,28 @@ fn same_ref(a: &str, b: &str) -> bool {
     full(a) == full(b)
 }
 
-fn slash(path: &Path) -> String {
-    path.to_string_lossy().replace('\\', "/")
+/// Runs `tar -C dir <mode> archive [.]`: `-cf` archives `dir`, `-xf`
+/// unpacks into it.
+fn tar(dir: &Path, mode: &str, archive: &Path) -> Result<()> {
+    let mut command = std::process::Command::new("tar");
+    command.arg("-C").arg(dir).arg(mode).arg(archive);
+    if mode == "-cf" {
+        command.arg(".");
+    }
+    let status = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("running tar")?;
+    if !status.success() {
+        bail!("tar {mode} {} failed", archive.display());
+    }
+    Ok(())
 }
 
-/// A path with `.` and `..` resolved without touching the file system.
-fn normalise(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
+fn slash(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
 }
 
 /// Directories under `root` down to `depth`, `root` included.

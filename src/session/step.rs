@@ -95,16 +95,7 @@ impl Session {
 
     /// The target of a file step, which must stay inside the workspace.
     fn inside_workspace(&self, path: &str) -> Result<std::path::PathBuf, String> {
-        let mut target = std::path::PathBuf::new();
-        for part in self.shell.cwd().join(path).components() {
-            match part {
-                std::path::Component::ParentDir => {
-                    target.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => target.push(other),
-            }
-        }
+        let target = crate::store::lexical(&self.shell.cwd().join(path));
         if target.starts_with(&self.home) {
             Ok(target)
         } else {

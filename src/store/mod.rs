@@ -204,27 +204,27 @@ impl Store {
             .with_context(|| format!("replacing {}", path.display()))?;
         Ok(path)
     }
+}
 
-    /// Removes a chapter's stored checkpoints that no longer belong to it.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+/// A path with `.` and `..` resolved without asking the file system.
+pub(crate) fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
     }
+    out
 }
 
 /// A path made absolute, with `..` resolved and the symlinks of its
 /// longest existing ancestor followed.
 fn resolved(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut clean = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => clean.push(other),
-        }
-    }
+    let clean = lexical(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     let mut existing = clean.clone();
     let mut rest = Vec::new();
     while !existing.exists() {
