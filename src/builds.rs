@@ -210,6 +210,23 @@ mod tests {
     }
 
     #[test]
+    fn legacy_steps_are_timed_by_arrival() {
+        let mut build = parse(&fixture("legacy-multistage-nocache.txt")).unwrap();
+        let marks = [0.1, 0.3, 1.0, 1.1, 2.5, 2.6, 2.8];
+        assert!(time_legacy_steps(&mut build, &marks, 3.3));
+        let secs: Vec<f64> = build.steps.iter().map(|s| s.seconds.unwrap()).collect();
+        let want = [0.2, 0.7, 0.1, 1.4, 0.1, 0.2, 0.5];
+        assert!(
+            secs.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-9),
+            "{secs:?}"
+        );
+        // Marks that do not match the steps one to one give no times.
+        let mut build = parse(&fixture("legacy-multistage-nocache.txt")).unwrap();
+        assert!(!time_legacy_steps(&mut build, &marks[..3], 3.3));
+        assert!(build.steps.iter().all(|s| s.seconds.is_none()));
+    }
+
+    #[test]
     fn multi_stage_builds_keep_their_stages() {
         let describe_staged = |name: &str| -> Vec<String> {
             let build = parse(&fixture(name)).unwrap();

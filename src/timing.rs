@@ -55,3 +55,62 @@ pub fn check(script: &Script, records: &mut [Record], from: usize) {
         record.timing = Some(timing);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::Outcome;
+    use crate::session::capture::Output;
+
+    fn build(step: usize, line: usize, secs: f64) -> Record {
+        Record {
+            step,
+            line,
+            command: "docker build . --tag web".into(),
+            cwd: "~/app".into(),
+            terminal: None,
+            outcome: Outcome::Exited(0),
+            expect: None,
+            duration: Duration::from_secs_f64(secs),
+            problem: None,
+            output: Output::default(),
+            http: None,
+            timing: None,
+        }
+    }
+
+    #[test]
+    fn a_build_may_take_a_share_of_the_first() {
+        let chapter = crate::chapter::parse(
+            "c.md",
+            "```shell\ndocker build . --tag web\n```\n\n<!-- workbook: time-at-most=50% -->\n```shell\ndocker build . --tag web\ndocker build . --tag web\n```\n",
+        )
+        .unwrap();
+        let script = crate::script::build(&chapter, &|_| false).unwrap();
+        let mut records = vec![build(0, 2, 10.0), build(1, 7, 4.0), build(2, 8, 6.0)];
+        check(&script, &mut records, 0);
+        assert!(records[0].timing.is_none());
+        assert_eq!(records[1].problem, None);
+        let timing = records[1].timing.as_ref().unwrap();
+        assert_eq!((timing.at_most, timing.first_line), (0.5, 2));
+        let problem = records[2].problem.as_deref().unwrap();
+        assert!(
+            problem.contains("more than 50 % of the first build (10.00 s, line 2)"),
+            "{problem}"
+        );
+
+        // Another image has no first build to compare with.
+        let mut other = vec![build(0, 2, 10.0), build(1, 7, 1.0)];
+        other[1].command = "docker build . --tag api".into();
+        check(&script, &mut other, 0);
+        assert!(
+            other[1]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("no earlier build of `api`")
+        );
+    }
+}
