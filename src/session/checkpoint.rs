@@ -1,12 +1,14 @@
-//! What a step could see, which images it used, and checkpoints: the state
-//! of a session between two steps, saved so that a later build can resume
-//! there instead of running the chapter from its first step.
+//! Checkpoints: the state of a session between two steps, saved so that a
+//! later build can resume there instead of running the chapter from its
+//! first step.
 //!
-//! A checkpoint is taken only where the state is files and a directory:
-//! no terminal is open, nothing runs in the background, the session has no
-//! containers, volumes or networks, and no earlier line changed the shell's
-//! variables or options. It holds the workspace as a tar archive, the
-//! shell's directory, and the tags the session's builds had set.
+//! A checkpoint is taken only where the state is files and two
+//! directories: no terminal a later step uses is open, nothing runs in the
+//! background, the session has no containers, volumes or networks, and the
+//! shell's variables, functions and options are what they were before the
+//! first step. It holds the workspace as a tar archive, the shell's
+//! directory and `cd -`'s, the tags the session's builds had set, and the
+//! ids of the images it pulled.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +18,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Session;
+use super::sees::slash;
 use crate::docker;
-use crate::record::Record;
-use crate::script::{Step, StepKind};
 
 /// A workspace larger than this is not saved.
 const MAX_WORKSPACE_BYTES: u64 = 256 << 20;
@@ -51,91 +52,6 @@ pub struct Copy {
 }
 
 impl Session {
-    /// The exercise paths (relative to the book's root) a step can see: the
-    /// directory it runs in and the paths its command names, where they lie
-    /// inside a clone of a repository the book serves.
-    pub(super) fn sees(&self, step: &Step, cwd: &Path) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = Vec::new();
-        match &step.kind {
-            StepKind::Command(c) if c.terminal.is_none() => {
-                paths.push(cwd.to_path_buf());
-                paths.extend(path_words(&c.run, cwd, &self.home));
-            }
-            StepKind::Edit { path, .. } => paths.push(cwd.join(path)),
-            _ => {}
-        }
-        let mut seen: Vec<String> = paths.iter().filter_map(|p| self.exercise_of(p)).collect();
-        seen.sort();
-        seen.dedup();
-        // A directory already covers what lies inside it.
-        let all = seen.clone();
-        seen.retain(|p| {
-            !all.iter()
-                .any(|q| q != p && Path::new(p).starts_with(Path::new(q)))
-        });
-        seen
-    }
-
-    /// The exercise path a workspace path is a copy of, relative to the
-    /// book's root, if it lies in a clone of a repository the book serves.
-    fn exercise_of(&self, path: &Path) -> Option<String> {
-        let path = crate::store::lexical(path);
-        let (clone, exercise) = self.clone_of(&path)?;
-        let rel = path.strip_prefix(&clone).ok()?;
-        let target = Path::new(&exercise).join(rel);
-        self.root.join(&target).exists().then(|| slash(&target))
-    }
-
-    /// The clone that holds a path, and the exercise directory (relative to
-    /// the book's root) it was cloned from.
-    fn clone_of(&self, path: &Path) -> Option<(PathBuf, String)> {
-        let mut dir = path;
-        loop {
-            if !dir.starts_with(&self.home) {
-                return None;
-            }
-            if let Ok(config) = std::fs::read_to_string(dir.join(".git/config")) {
-                let url = config.lines().find_map(|l| {
-                    let (k, v) = l.trim().split_once('=')?;
-                    (k.trim() == "url").then(|| v.trim().to_string())
-                })?;
-                let exercise = self.repos.get(&url)?;
-                return Some((dir.to_path_buf(), exercise.clone()));
-            }
-            dir = dir.parent()?;
-        }
-    }
-
-    /// The images from outside the chapter a step used, with their ids.
-    pub(super) fn images_used(&self, step: &Step, record: &Record) -> BTreeMap<String, String> {
-        let StepKind::Command(c) = &step.kind else {
-            return BTreeMap::new();
-        };
-        if !self.uses_docker || !c.run.contains("docker") {
-            return BTreeMap::new();
-        }
-        let text = String::from_utf8_lossy(&record.output.head);
-        let build = crate::builds::parse(&text);
-        let built = self.built_tags();
-        let refs: Vec<String> = docker::image_refs(&c.run, build.as_ref())
-            .into_iter()
-            .filter(|r| !built.iter().any(|(t, _)| same_ref(t, r)))
-            .collect();
-        docker::image_ids(&refs)
-    }
-
-    /// The tags the session's builds set, with the id each named before.
-    fn built_tags(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(self.ctl.join("built"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let (tag, before) = l.split_once('\t')?;
-                Some((tag.to_string(), before.to_string()))
-            })
-            .collect()
-    }
-
     /// Whether the session's state is only files and a directory now.
     /// `objects` caches whether the session has Docker objects; `recheck`
     /// says that a command ran since it was last asked, since only a
@@ -463,41 +379,6 @@ impl Session {
     }
 }
 
-/// The paths a command line names that exist, resolved against `cwd`:
-/// words split at blanks and shell punctuation, quotes removed, `~`
-/// expanded, and for a glob, the directory it searches.
-fn path_words(command: &str, cwd: &Path, home: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for word in command.split(|c: char| c.is_whitespace() || ";|&<>()`".contains(c)) {
-        let word: String = word.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
-        // `-v host:container`, `--file=x`, `VAR=value`: the part before `:`
-        // and the part after `=` may be paths.
-        let word = word.rsplit('=').next().unwrap_or(&word);
-        let word = word.split(':').next().unwrap_or(word);
-        if word.is_empty() || word.starts_with('-') || word.contains('$') {
-            continue;
-        }
-        let word = match word.strip_prefix('~') {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                format!("{}{rest}", home.display())
-            }
-            _ => word.to_string(),
-        };
-        let word = match word.find(['*', '?', '[']) {
-            Some(at) => match word[..at].rfind('/') {
-                Some(slash) => word[..slash].to_string(),
-                None => ".".to_string(),
-            },
-            None => word,
-        };
-        let candidate = cwd.join(&word);
-        if candidate.exists() {
-            out.push(candidate);
-        }
-    }
-    out
-}
-
 /// Whether a file or link under `dir` (not in `.git`) contains `needle`.
 /// Reads at most 64 MiB; beyond that, the answer is yes.
 fn mentions(dir: &Path, needle: &[u8]) -> bool {
@@ -562,18 +443,6 @@ pub fn restorable(base: &Path) -> bool {
         .all(|(reference, then)| then.is_some() || !now.contains_key(reference))
 }
 
-/// Whether two image references name the same image (`x` is `x:latest`).
-fn same_ref(a: &str, b: &str) -> bool {
-    let full = |r: &str| {
-        if r.rsplit('/').next().unwrap_or(r).contains(':') || r.contains('@') {
-            r.to_string()
-        } else {
-            format!("{r}:latest")
-        }
-    };
-    full(a) == full(b)
-}
-
 /// Runs `tar -C dir <mode> archive [.]`: `-cf` archives `dir`, `-xf`
 /// unpacks into it.
 fn tar(dir: &Path, mode: &str, archive: &Path) -> Result<()> {
@@ -592,10 +461,6 @@ fn tar(dir: &Path, mode: &str, archive: &Path) -> Result<()> {
         bail!("tar {mode} {} failed", archive.display());
     }
     Ok(())
-}
-
-fn slash(path: &Path) -> String {
-    path.to_string_lossy().replace('\\', "/")
 }
 
 /// Directories under `root` down to `depth`, `root` included.

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod http;
 pub mod pty;
+mod sees;
 mod step;
 pub mod terminal;
 mod workspace;
