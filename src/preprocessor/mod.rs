@@ -17,6 +17,9 @@ use crate::store::normalize::{Comparator, Sanitiser};
 use crate::store::{ChapterStore, Entry, Store};
 use crate::{chapter, docker, drift, plan};
 
+mod pages;
+use pages::{not_run, page_with_errors, shown_from_store};
+
 /// The mdBook versions this preprocessor understands.
 pub const SUPPORTED_MDBOOK: &str = ">=0.5.0, <0.6.0";
 
@@ -427,71 +430,6 @@ pub fn run_chapter(
     ))
 }
 
-/// The chapter shown from its store: valid records as they are, stale ones
-/// marked, where they still belong to their step.
-fn shown_from_store(
-    parsed: &chapter::Chapter,
-    script: &script::Script,
-    stored: Option<&ChapterStore>,
-    plan: &plan::Plan,
-    errors: Vec<String>,
-    templates: &Templates,
-) -> Result<(String, Vec<String>)> {
-    let Some(stored) = stored else {
-        let mut errors = errors;
-        errors.push(format!(
-            "{}: no records are stored for this chapter, and it did not run",
-            parsed.name
-        ));
-        return not_run(parsed, script, errors, templates);
-    };
-    let mut report = Report {
-        engine: stored.engine.clone(),
-        stand_ins: stored.stand_ins.iter().cloned().collect(),
-        ..Report::default()
-    };
-    report.missing = (0..script.steps.len()).collect();
-    for (index, entry) in stored.steps.iter().enumerate() {
-        let Some(step) = script.steps.get(index) else {
-            break;
-        };
-        if index >= plan.fresh() {
-            if !plan::same_step(&entry.record, step) {
-                continue;
-            }
-            report.stale.insert(index);
-        }
-        report.missing.remove(&index);
-        report.verified.push(entry.verified.clone());
-        report.images.push(entry.images.clone());
-        let mut record = entry.record.clone();
-        record.step = index;
-        report.records.push(record);
-    }
-    report.verified.sort();
-    report.verified.dedup();
-    if !report.stale.is_empty() || !report.missing.is_empty() {
-        tracing::warn!(
-            "{}: {} step(s) shown from older records, not verified again, and {} without any record",
-            parsed.name,
-            report.stale.len(),
-            report.missing.len()
-        );
-    }
-    let problems = errors.clone();
-    for e in &errors {
-        tracing::error!("{e}");
-    }
-    let run = render::Run {
-        report: Some(&report),
-        errors: &errors,
-    };
-    Ok((
-        render::chapter(parsed, Some(script), run, templates)?,
-        problems,
-    ))
-}
-
 /// Store files of chapters the book no longer has: removed by `refresh`
 /// (what `accept` runs), a problem for `check`, a warning otherwise.
 fn orphans(store: &Store, chapters: &[String], mode: Mode) -> Vec<String> {
@@ -519,46 +457,6 @@ fn orphans(store: &Store, chapters: &[String], mode: Mode) -> Vec<String> {
         }
     }
     problems
-}
-
-/// The chapter with the reasons it did not run at its top.
-fn not_run(
-    parsed: &chapter::Chapter,
-    script: &script::Script,
-    errors: Vec<String>,
-    templates: &Templates,
-) -> Result<(String, Vec<String>)> {
-    for e in &errors {
-        tracing::error!("{e}");
-    }
-    let run = render::Run {
-        report: None,
-        errors: &errors,
-    };
-    Ok((
-        render::chapter(parsed, Some(script), run, templates)?,
-        errors,
-    ))
-}
-
-/// A page that shows why it could not run, followed by the original.
-fn page_with_errors(
-    name: &str,
-    content: &str,
-    error: anyhow::Error,
-    templates: &Templates,
-) -> Result<(String, Vec<String>)> {
-    let errors: Vec<String> = format!("{error:#}").lines().map(str::to_string).collect();
-    for e in &errors {
-        tracing::error!("{e}");
-    }
-    let empty = chapter::parse(name, "")?;
-    let run = render::Run {
-        report: None,
-        errors: &errors,
-    };
-    let top = render::chapter(&empty, None, run, templates)?;
-    Ok((format!("{top}{content}"), errors))
 }
 
 /// Whether an image is a local file the book does not have.
