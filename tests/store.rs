@@ -527,6 +527,30 @@ fn a_resumed_run_shows_what_a_full_run_shows() {
             "echo EDIT-v1",
             "greet; dirs",
         ],
+        // Positional parameters, descriptors, jobs, limits, matches.
+        &[
+            "set -- alpha beta gamma",
+            "echo EDIT-v1",
+            "echo \"$# $1 $3\"",
+        ],
+        &["exec 4>log.txt", "echo EDIT-v1", "echo hi >&4; cat log.txt"],
+        &[
+            "(exit 3) & sleep 0.3",
+            "echo EDIT-v1",
+            "wait $!; echo \"status $?\"",
+        ],
+        &["ulimit -n 77", "echo EDIT-v1", "ulimit -n"],
+        &[
+            "[[ v1.2 =~ ([0-9]+) ]]",
+            "echo EDIT-v1",
+            "echo \"${BASH_REMATCH[1]}\"",
+        ],
+        // A repository whose remote is the workspace's absolute path.
+        &[
+            "git init -q -b main repo && git -C repo -c user.name=a -c user.email=a@b commit -q --allow-empty -m x && git clone -q repo copy",
+            "echo EDIT-v1",
+            "cd copy && git remote -v",
+        ],
     ];
     for commands in scenarios {
         let book = Book::new(CONTINUE, &chapter_of(commands));
@@ -542,6 +566,33 @@ fn a_resumed_run_shows_what_a_full_run_shows() {
             resumed.stderr
         );
     }
+}
+
+#[test]
+fn a_commit_in_a_clone_is_not_carried_over_but_run_again() {
+    let book = Book::new(
+        &with_repo("ex", "ex"),
+        &chapter_of(&[
+            "git clone https://example.invalid/ex.git",
+            "cd ex && git -c user.name=s -c user.email=s@x commit -q --allow-empty -m mine && cd ~",
+            "cat ex/b.txt",
+            "cd ex && git log --format=%s && git status --short",
+        ]),
+    );
+    std::fs::create_dir_all(book.root().join("ex")).unwrap();
+    std::fs::write(book.root().join("ex/b.txt"), "bravo\n").unwrap();
+    assert!(book.build(&[]).success);
+    std::fs::write(book.root().join("ex/b.txt"), "changed\n").unwrap();
+    let resumed = book.build(&[]);
+    assert!(resumed.success, "{}", resumed.stderr);
+    let full = book.build(&[("WORKBOOK_MODE", "refresh")]);
+    assert_eq!(
+        transcripts(&resumed.html),
+        transcripts(&full.html),
+        "{}",
+        resumed.stderr
+    );
+    assert!(transcripts(&resumed.html)[3].contains("mine"));
 }
 
 #[test]

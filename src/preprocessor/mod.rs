@@ -152,7 +152,14 @@ pub fn run_chapter(
     }
 
     // One build at a time reads, runs and writes a chapter's records.
-    let _lock = book.store.lock()?;
+    let _lock = match book.store.lock() {
+        Ok(lock) => lock,
+        Err(e) => {
+            let why = format!("{name}: {e:#}");
+            book.fatal.borrow_mut().push(why.clone());
+            return not_run(&parsed, &script, vec![why], templates);
+        }
+    };
     let stored = match book.store.load(name) {
         Ok(stored) => stored,
         // Never run over a store that cannot be read: that would replace it.

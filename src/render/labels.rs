@@ -67,6 +67,8 @@ pub struct Labels {
     pub stale: &'static str,
     /// In the provenance line: how many records are stale.
     pub stale_steps: &'static str,
+    /// The provenance line of a chapter without any record.
+    pub never_verified: &'static str,
     /// A step with no valid record.
     pub no_record: &'static str,
     /// In the provenance line: how many steps have no record.
@@ -137,6 +139,7 @@ const DE: Labels = Labels {
     not_run_chapter: "das Kapitel wurde nicht ausgeführt",
     stale: "nicht erneut geprüft: aufgezeichnet bei einem früheren Lauf; seither hat sich dieser Schritt, eine Datei, die er sieht, oder etwas davor geändert",
     stale_steps: "nicht erneut geprüft",
+    never_verified: "Nicht geprüft: keine gültige Aufzeichnung",
     no_record: "nicht geprüft: für diesen Schritt gibt es keine gültige Aufzeichnung",
     missing_steps: "ohne Aufzeichnung",
     tip: "Tipp",
@@ -205,6 +208,7 @@ const EN: Labels = Labels {
     not_run_chapter: "the chapter was not run",
     stale: "not re-verified: recorded by an earlier run; this step, a file it sees, or something before it has changed since",
     stale_steps: "not re-verified",
+    never_verified: "Not verified: no valid record",
     no_record: "not verified: there is no valid record of this step",
     missing_steps: "without a record",
     tip: "Tip",

@@ -424,12 +424,13 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
-/// When the records were made: one date, or the oldest and the newest.
-fn dates(verified: &[String]) -> String {
+/// When the records were made: one date, or the oldest and the newest;
+/// nothing when there are none.
+fn dates(verified: &[String]) -> Option<String> {
     match (verified.iter().min(), verified.iter().max()) {
-        (Some(a), Some(b)) if a != b => format!("{a} – {b}"),
-        (Some(a), _) => a.clone(),
-        _ => crate::store::utc_now(),
+        (Some(a), Some(b)) if a != b => Some(format!("{a} – {b}")),
+        (Some(a), _) => Some(a.clone()),
+        _ => None,
     }
 }
 
@@ -469,14 +470,14 @@ fn provenance_view(report: &Report, labels: &Labels) -> Value {
         "date": dates(&report.verified),
         "builders": builders,
         "images": images,
-        "stale": report.stale.len(),
+        "stale": stale,
         "missing": report.missing.len(),
         "engine": report.engine.server,
         "client": report.engine.client,
         "ok": report.records.len() - skipped - failed - stale,
         "skipped": skipped,
         "failed": failed,
-        "all_ok": failed == 0,
+        "all_ok": failed == 0 && report.missing.is_empty(),
         "stand_ins": report.stand_ins.iter().collect::<Vec<_>>(),
     })
 }

@@ -103,8 +103,19 @@ pub(super) fn shell_block(
                 }
                 "contains" => c.contains = Some(value.to_string()),
                 "file-exists" => c.file_exists = Some(value.to_string()),
-                "cached" => c.layers.push((value.to_string(), true)),
-                "rebuilt" => c.layers.push((value.to_string(), false)),
+                "cached" | "rebuilt" | "cached-before" if value.trim().is_empty() => {
+                    bail!(
+                        "directive: `{}` needs part of a build step's instruction, or `*`",
+                        s.key
+                    )
+                }
+                "cached" | "rebuilt" => {
+                    let cached = s.key == "cached";
+                    if c.layers.iter().any(|(p, was)| p == value && *was != cached) {
+                        bail!("directive: `{value}` cannot be both `cached` and `rebuilt`")
+                    }
+                    c.layers.push((value.to_string(), cached));
+                }
                 "cached-before" => c.cached_before = Some(value.to_string()),
                 "time-at-most" => c.time_at_most = Some(parse_share(value)?),
                 _ => {}

@@ -338,12 +338,30 @@ impl Session {
             bail!("the clone {} has no remote", copy.clone);
         };
 
+        // Only files can be carried over to a new clone: commits, staged
+        // changes, branches, git settings, links and empty directories
+        // cannot, and a run from the start shows them as they are.
+        let before = git_state(&clone)?;
+        if before.head != before.origin || before.refs.iter().any(|(_, id)| *id != before.head) {
+            bail!("the chapter committed or moved a branch in {}", copy.clone);
+        }
+        if before.staged {
+            bail!("the chapter staged changes in {}", copy.clone);
+        }
+        if has_links_or_empty_dirs(&clone) {
+            bail!(
+                "the chapter made links or empty directories in {}",
+                copy.clone
+            );
+        }
+
         // What the chapter did to the clone, relative to the exercise then.
-        let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut written: Vec<(String, Vec<u8>, std::fs::Permissions)> = Vec::new();
         for file in files_under(&clone) {
             let rel = slash(file.strip_prefix(&clone).unwrap_or(&file));
             if copy.files.get(&rel) != Some(&crate::store::key::hash_path(&file)) {
-                written.push((rel, std::fs::read(&file)?));
+                let permissions = std::fs::metadata(&file)?.permissions();
+                written.push((rel, std::fs::read(&file)?, permissions));
             }
         }
         let removed: Vec<&String> = copy
@@ -365,12 +383,24 @@ impl Session {
         if ran.end != super::terminal::End::Exited(0) {
             bail!("cloning {url} again failed");
         }
-        for (rel, bytes) in written {
+        let after = git_state(&clone)?;
+        let names = |state: &GitState| {
+            state
+                .refs
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>()
+        };
+        if names(&before) != names(&after) || before.config != after.config {
+            bail!("the chapter changed branches or settings of {}", copy.clone);
+        }
+        for (rel, bytes, permissions) in written {
             let target = clone.join(&rel);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(&target, bytes)?;
+            std::fs::set_permissions(&target, permissions)?;
         }
         for rel in removed {
             let _ = std::fs::remove_file(clone.join(rel));
@@ -379,15 +409,17 @@ impl Session {
     }
 }
 
-/// Whether a file or link under `dir` (not in `.git`) contains `needle`.
-/// Reads at most 64 MiB; beyond that, the answer is yes.
+/// Whether a file or link under `dir` contains `needle`, git's own logs
+/// aside (they record where a clone came from, and nothing reads them
+/// back). Reads at most 64 MiB; beyond that, the answer is yes.
 fn mentions(dir: &Path, needle: &[u8]) -> bool {
     fn walk(dir: &Path, needle: &[u8], budget: &mut u64) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return false;
         };
+        let in_git = dir.file_name().is_some_and(|n| n == ".git");
         for entry in entries.flatten() {
-            if entry.file_name() == ".git" {
+            if in_git && entry.file_name() == "logs" {
                 continue;
             }
             let path = entry.path();
@@ -441,6 +473,73 @@ pub fn restorable(base: &Path) -> bool {
     meta.images
         .iter()
         .all(|(reference, then)| then.is_some() || !now.contains_key(reference))
+}
+
+/// What git knows of a clone besides its files.
+struct GitState {
+    head: String,
+    origin: String,
+    /// Every branch, tag and stash, with the commit it names (remote
+    /// branches aside).
+    refs: Vec<(String, String)>,
+    staged: bool,
+    config: String,
+}
+
+fn git_state(clone: &Path) -> Result<GitState> {
+    let git = |args: &[&str]| -> Result<(bool, String)> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(clone)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .context("running git")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ))
+    };
+    let (_, head) = git(&["rev-parse", "HEAD"])?;
+    let (_, origin) = git(&["rev-parse", "refs/remotes/origin/HEAD"])?;
+    let (_, refs) = git(&["for-each-ref", "--format=%(refname) %(objectname)"])?;
+    let refs = refs
+        .lines()
+        .filter(|l| !l.starts_with("refs/remotes/"))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, id)| (n.to_string(), id.to_string()))
+        .collect();
+    let (clean, _) = git(&["diff", "--cached", "--quiet"])?;
+    let config = std::fs::read_to_string(clone.join(".git/config")).unwrap_or_default();
+    Ok(GitState {
+        head,
+        origin,
+        refs,
+        staged: !clean,
+        config,
+    })
+}
+
+/// Whether a directory holds links or empty directories, outside `.git`.
+fn has_links_or_empty_dirs(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for entry in entries.flatten() {
+        empty = false;
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => return true,
+            Ok(kind) if kind.is_dir() && has_links_or_empty_dirs(&entry.path()) => return true,
+            _ => {}
+        }
+    }
+    empty
 }
 
 /// Runs `tar -C dir <mode> archive [.]`: `-cf` archives `dir`, `-xf`

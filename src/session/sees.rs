@@ -103,7 +103,14 @@ impl Session {
 fn path_words(command: &str, cwd: &Path, home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for word in command.split(|c: char| c.is_whitespace() || ";|&<>()`".contains(c)) {
-        let word: String = word.chars().filter(|c| !matches!(c, '"' | '\'')).collect();
+        let word: String = word
+            .chars()
+            .filter(|c| !matches!(c, '"' | '\'' | '\\'))
+            .collect();
+        let home_text = home.to_string_lossy();
+        let word = word
+            .replace("${HOME}", &home_text)
+            .replace("$HOME", &home_text);
         // `-v host:container`, `--file=x`, `VAR=value`: the part before `:`
         // and the part after `=` may be paths.
         let word = word.rsplit('=').next().unwrap_or(&word);
@@ -117,7 +124,7 @@ fn path_words(command: &str, cwd: &Path, home: &Path) -> Vec<PathBuf> {
             }
             _ => word.to_string(),
         };
-        let word = match word.find(['*', '?', '[']) {
+        let word = match word.find(['*', '?', '[', '{']) {
             Some(at) => match word[..at].rfind('/') {
                 Some(slash) => word[..slash].to_string(),
                 None => ".".to_string(),

@@ -139,13 +139,15 @@ impl Shell {
     }
 
     /// The shell's own state besides its directory: variables, functions,
-    /// aliases, options, traps, umask and the directory stack, with the variables bash changes
+    /// aliases, options, traps, umask, limits, disabled builtins, open
+    /// descriptors, positional parameters, the last background job and the
+    /// directory stack, with the variables bash changes
     /// by itself left out; and `OLDPWD`, which `cd -` uses. `None` when the
     /// shell cannot say.
     pub fn state(&mut self) -> Option<(String, String)> {
         let file = self.ctl.join("state");
         let command = format!(
-            "{{ printf '%s\\n' \"$OLDPWD\"; {{ dirs -l -p | tail -n +2; declare -p; declare -f; alias; shopt -p; set +o; trap -p; umask; }} 2>&1 | grep -Ev '^declare -[^ ]* ({VOLATILE})(=|$)'; }} > {}",
+            "{{ printf '%s\\n' \"$OLDPWD\"; {{ dirs -l -p | tail -n +2; printf 'args %s\\n' \"$#\" \"$@\"; printf 'last job %s\\n' \"$!\"; ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo; ulimit -a; enable -n; declare -p; declare -f; alias; shopt -p; set +o; trap -p; umask; }} 2>&1 | grep -Ev '^declare -[^ ]* ({VOLATILE})(=|$)'; }} > {}",
             quote(&file.to_string_lossy())
         );
         let ran = self.run(&command, Duration::from_secs(10)).ok()?;
@@ -410,7 +412,7 @@ pub(super) fn session_members(sid: u32) -> Vec<u32> {
 
 /// Variables bash sets by itself, or that say where the shell is, which
 /// the shell's state leaves out.
-const VOLATILE: &str = "_|BASH[A-Z_]*|BASHPID|LINENO|RANDOM|SRANDOM|SECONDS|EPOCHSECONDS|EPOCHREALTIME|PIPESTATUS|FUNCNAME|HISTCMD|COLUMNS|LINES|PWD|OLDPWD|SHLVL|GROUPS|PPID|DIRSTACK";
+const VOLATILE: &str = "_|BASH_ARGC|BASH_ARGV|BASH_ARGV0|BASH_COMMAND|BASH_LINENO|BASH_SOURCE|BASH_SUBSHELL|BASH_EXECUTION_STRING|BASH_CMDS|BASHPID|LINENO|RANDOM|SRANDOM|SECONDS|EPOCHSECONDS|EPOCHREALTIME|PIPESTATUS|FUNCNAME|HISTCMD|COLUMNS|LINES|PWD|OLDPWD|SHLVL|GROUPS|PPID|DIRSTACK";
 
 /// Quotes a string for bash.
 pub fn quote(s: &str) -> String {

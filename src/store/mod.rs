@@ -79,6 +79,12 @@ impl Store {
     pub fn new(root: &Path, src: &Path, dir: &str) -> Result<Store> {
         let dir = root.join(dir);
         let inside = |outer: &Path| resolved(&dir).starts_with(resolved(outer));
+        if resolved(src).starts_with(resolved(&dir)) {
+            bail!(
+                "book.toml [preprocessor.workbook] store = \"{}\" holds the book's src; choose a directory of its own beside src, such as \"workbook\"",
+                dir.display()
+            );
+        }
         if inside(src) {
             bail!(
                 "book.toml [preprocessor.workbook] store = \"{}\" lies inside the book's src, where every write would start a new build under `mdbook serve`; choose a directory beside src, such as \"workbook\"",
@@ -108,9 +114,13 @@ impl Store {
             };
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.is_dir() {
+                // Links are not followed: what they point at is not the store's.
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
                     walk(&path, out);
-                } else if path.extension().is_some_and(|e| e == "yml") {
+                } else if kind.is_file() && path.extension().is_some_and(|e| e == "yml") {
                     out.push(path);
                 }
             }
@@ -122,10 +132,15 @@ impl Store {
             .filter_map(|file| {
                 use std::io::BufRead;
                 let reader = std::io::BufReader::new(File::open(&file).ok()?);
-                let chapter = reader
-                    .lines()
-                    .take(20)
-                    .map_while(Result::ok)
+                let head: Vec<String> = reader.lines().take(20).map_while(Result::ok).collect();
+                // Only files this tool wrote.
+                if head.first().map(String::as_str) != HEADER.lines().next()
+                    || !head.iter().any(|l| l.starts_with("format: "))
+                {
+                    return None;
+                }
+                let chapter = head
+                    .iter()
                     .find_map(|l| l.strip_prefix("chapter: ").map(str::to_string))?
                     .trim()
                     .trim_matches(['\'', '"'])

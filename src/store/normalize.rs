@@ -46,9 +46,18 @@ impl Sanitiser {
     /// Applies the rules to what a record shows; says whether anything
     /// changed.
     pub fn apply(&self, record: &mut Record) -> bool {
-        let before = (record.output.clone(), record.problem.clone());
+        let before = (
+            record.output.clone(),
+            record.problem.clone(),
+            record.command.clone(),
+        );
         self.apply_rules(record);
-        before != (record.output.clone(), record.problem.clone())
+        before
+            != (
+                record.output.clone(),
+                record.problem.clone(),
+                record.command.clone(),
+            )
     }
 
     fn apply_rules(&self, record: &mut Record) {
@@ -65,6 +74,11 @@ impl Sanitiser {
             for (re, to) in &self.rules {
                 *bytes = re.replace_all(bytes, to.as_bytes()).into_owned();
             }
+        }
+        for (re, to) in &self.rules {
+            record.command =
+                String::from_utf8_lossy(&re.replace_all(record.command.as_bytes(), to.as_bytes()))
+                    .into_owned();
         }
         if let Some(p) = record.problem.as_mut() {
             for (re, to) in &self.rules {
@@ -106,6 +120,7 @@ static BUILT_IN: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             ),
             "<date>",
         ),
+        (r(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}\b"), "<date>"),
         (r(r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"), "<clock>"),
         // `ls -l`: `Dec  4 18:12`, or the year for older files.
         (
@@ -145,7 +160,7 @@ static PULL_NOISE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static HEX_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([0-9a-f]{64}|[0-9a-f]{12})\b").expect("static pattern"));
+    LazyLock::new(|| Regex::new(r"\b[0-9a-f]{7,64}\b").expect("static pattern"));
 /// A `docker ps` row ends in the container's name, which Docker makes up
 /// as adjective_surname unless `--name` is given.
 static PS_NAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -165,10 +180,14 @@ impl Comparator {
 
     /// Text with what may differ masked.
     pub fn mask(&self, text: &str) -> String {
+        // Digests first, so that the id rule below leaves them whole.
+        let text = BUILT_IN[0].0.replace_all(text, BUILT_IN[0].1);
         let mut text = HEX_ID
-            .replace_all(text, |c: &regex::Captures| {
-                // Twelve letters a-f are a word more often than an id.
-                if c[0].bytes().any(|b| b.is_ascii_digit()) {
+            .replace_all(&text, |c: &regex::Captures| {
+                // Ids and git hashes mix digits and letters; a number or a
+                // word of letters a-f is left alone.
+                let digits = c[0].bytes().filter(u8::is_ascii_digit).count();
+                if digits > 0 && digits < c[0].len() {
                     "<id>".to_string()
                 } else {
                     c[0].to_string()
@@ -296,6 +315,14 @@ mod tests {
         );
         // Words and numbers that carry meaning stay.
         assert_eq!(c.mask("decade 42 Flask 0.12"), "decade 42 Flask 0.12");
+        assert_eq!(
+            c.mask("[master acc1bde] add; 1234567 decade"),
+            "[master <id>] add; 1234567 decade"
+        );
+        assert_eq!(
+            c.mask("-rw-r--r-- 1 root 2026-12-04 19:01 a"),
+            "-rw-r--r-- 1 root <date> a"
+        );
         assert_eq!(c.mask("Up 5 minutes"), "Up <ago>");
         let pulled = "Unable to find image 'ubuntu:14.04' locally\n14.04: Pulling from library/ubuntu\n0307fe18ed2a: Pull complete\nDigest: sha256:08f5a928e0e0f5ba4c96155f046216b128588e5f7605db094f3a8b76c09bca3e\nStatus: Downloaded newer image for ubuntu:14.04\nhello world\n";
         assert_eq!(c.mask(pulled), "hello world\n");
