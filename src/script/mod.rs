@@ -446,6 +446,18 @@ mod tests {
                 "`expect=x`: use an exit status from 0 to 255",
             ),
             (
+                "<!-- workbook: cached-before=\"\" -->\n```shell\ndocker build .\n```\n",
+                "c.md:1: directive: `cached-before` needs part of a build step's instruction",
+            ),
+            (
+                "<!-- workbook: cached=\"*\" rebuilt=\"*\" -->\n```shell\ndocker build .\n```\n",
+                "`*` cannot be both `cached` and `rebuilt`",
+            ),
+            (
+                "<!-- workbook: time-at-most=150% -->\n```shell\ndocker build .\n```\n",
+                "`time-at-most=150%`: use a share of the first build",
+            ),
+            (
                 "<!-- workbook: expect.3=1 -->\n```shell\nls\n```\n",
                 "`expect.3`: the block has commands 1 to 1",
             ),
