@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use crate::chapter::{self, ItemKind};
 use crate::config::Settings;
 use crate::record::{Outcome, Record};
-use crate::script::{self, BlockPlan, Command, Expect, Script, Step, StepKind, guard, split};
+use crate::script::{self, BlockPlan, Command, Script, Step, StepKind, guard, split};
 use crate::session::Session;
 
 /// One step a student would stumble over.
@@ -139,22 +139,16 @@ fn verbatim_script(parsed: &chapter::Chapter, dedicated: bool) -> Script {
                         reason: "`exit` here would close the student's only window".into(),
                     }
                 }
-                _ => StepKind::Command(Command {
-                    run: bind_workspace(&text, placeholder),
-                    binds: container_placeholders(&text, placeholder),
-                    text,
-                    expect: Expect::Status(0),
-                    timeout: None,
-                    terminal,
-                    ready: None,
-                    interrupt,
-                    contains: None,
-                    matches: None,
-                    file_exists: None,
-                    layers: Vec::new(),
-                    cached_before: None,
-                    time_at_most: None,
-                }),
+                _ => {
+                    let run = bind_workspace(&text, placeholder);
+                    let binds = container_placeholders(&text, placeholder);
+                    StepKind::Command(Command {
+                        terminal,
+                        interrupt,
+                        binds,
+                        ..Command::plain(text, run)
+                    })
+                }
             };
             script.steps.push(Step {
                 block: script.blocks.len(),

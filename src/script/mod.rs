@@ -85,6 +85,29 @@ pub struct Command {
     pub binds: Vec<(String, Source)>,
 }
 
+impl Command {
+    /// A command as written, with no directives: it must exit with 0 and is
+    /// checked for nothing else.
+    pub fn plain(text: String, run: String) -> Command {
+        Command {
+            text,
+            run,
+            expect: Expect::Status(0),
+            timeout: None,
+            terminal: None,
+            ready: None,
+            interrupt: false,
+            contains: None,
+            matches: None,
+            file_exists: None,
+            layers: Vec::new(),
+            cached_before: None,
+            time_at_most: None,
+            binds: Vec::new(),
+        }
+    }
+}
+
 /// An HTTP request to a server the chapter started.
 #[derive(Debug, Clone)]
 pub struct Probe {
