@@ -17,6 +17,9 @@ use anyhow::{Context, Result, bail};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use regex::Regex;
 
+/// How long a new terminal must stay quiet after its first prompt before
+/// anything is typed.
+const PROMPT_QUIET: Duration = Duration::from_millis(200);
 /// The terminal's size. It is tall, so that nothing scrolls away during a
 /// chapter; programs see it as their window size.
 const ROWS: u16 = 1000;
@@ -200,8 +203,12 @@ impl Terminal {
     fn wait_for_prompt(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            // The status comes from PROMPT_COMMAND, before bash draws the
+            // prompt and readline takes the line; a line typed in between
+            // would be echoed twice. So the terminal must also go quiet.
             if let Ok(s) = self.shared.lock()
                 && !s.parser.callbacks().statuses.is_empty()
+                && s.last_output.elapsed() >= PROMPT_QUIET
             {
                 return Ok(());
             }

@@ -186,8 +186,11 @@ impl Comparator {
             .replace_all(&text, |c: &regex::Captures| {
                 // Ids and git hashes mix digits and letters; a number or a
                 // word of letters a-f is left alone.
+                // Docker's short and long ids are masked whatever digits
+                // they happen to have.
                 let digits = c[0].bytes().filter(u8::is_ascii_digit).count();
-                if digits > 0 && digits < c[0].len() {
+                let docker_id = matches!(c[0].len(), 12 | 64) && digits > 0;
+                if docker_id || (digits > 0 && digits < c[0].len()) {
                     "<id>".to_string()
                 } else {
                     c[0].to_string()
@@ -303,6 +306,7 @@ mod tests {
             "#8 DONE <time>\nSuccessfully built <id>\nwriting image sha256:<digest>"
         );
         assert_eq!(c.mask("inet 172.17.0.3/16"), "inet <ip>/16");
+        assert_eq!(c.mask(" ---> 739506624196"), " ---> <id>");
         assert_eq!(c.mask("Fri Dec  4 17:36:19 UTC 2026"), "<date>");
         assert_eq!(c.mask("at 09:15:02.123"), "at <clock>");
         assert_eq!(
