@@ -75,34 +75,34 @@ pub(super) fn shell_block(
         for t in targets {
             let c = &mut per[t];
             match s.key.as_str() {
-                "expect" => c.expect = Expect::parse(value)?,
+                "expect" => c.cmd.expect = Expect::parse(value)?,
                 "skip" => c.skip = Some(value.to_string()),
-                "timeout" => c.timeout = Some(parse_seconds("timeout", value)?),
-                "terminal" => c.terminal = Some(value.to_string()),
+                "timeout" => c.cmd.timeout = Some(parse_seconds("timeout", value)?),
+                "terminal" => c.cmd.terminal = Some(value.to_string()),
                 // `open` on a block opens the terminal with its first
                 // command; the others are typed into it.
                 "open" => {
-                    c.terminal = Some(value.to_string());
+                    c.cmd.terminal = Some(value.to_string());
                     c.open = s.suffix.is_some() || t == 0;
                 }
                 "matches" => {
                     Regex::new(value).map_err(|e| {
                         anyhow::anyhow!("directive: `matches`: not a valid pattern: {e}")
                     })?;
-                    c.matches = Some(value.to_string());
+                    c.cmd.matches = Some(value.to_string());
                 }
                 "ready" => {
                     Regex::new(value).map_err(|e| {
                         anyhow::anyhow!("directive: `ready`: not a valid pattern: {e}")
                     })?;
-                    c.ready = Some(value.to_string());
+                    c.cmd.ready = Some(value.to_string());
                 }
-                "interrupt" => c.interrupt = true,
+                "interrupt" => c.cmd.interrupt = true,
                 "contains" if value.is_empty() => {
                     bail!("directive: `contains` needs the text to look for")
                 }
-                "contains" => c.contains = Some(value.to_string()),
-                "file-exists" => c.file_exists = Some(value.to_string()),
+                "contains" => c.cmd.contains = Some(value.to_string()),
+                "file-exists" => c.cmd.file_exists = Some(value.to_string()),
                 "cached" | "rebuilt" | "cached-before" if value.trim().is_empty() => {
                     bail!(
                         "directive: `{}` needs part of a build step's instruction, or `*`",
@@ -111,13 +111,17 @@ pub(super) fn shell_block(
                 }
                 "cached" | "rebuilt" => {
                     let cached = s.key == "cached";
-                    if c.layers.iter().any(|(p, was)| p == value && *was != cached) {
+                    if c.cmd
+                        .layers
+                        .iter()
+                        .any(|(p, was)| p == value && *was != cached)
+                    {
                         bail!("directive: `{value}` cannot be both `cached` and `rebuilt`")
                     }
-                    c.layers.push((value.to_string(), cached));
+                    c.cmd.layers.push((value.to_string(), cached));
                 }
-                "cached-before" => c.cached_before = Some(value.to_string()),
-                "time-at-most" => c.time_at_most = Some(parse_share(value)?),
+                "cached-before" => c.cmd.cached_before = Some(value.to_string()),
+                "time-at-most" => c.cmd.time_at_most = Some(parse_share(value)?),
                 _ => {}
             }
         }
@@ -127,12 +131,12 @@ pub(super) fn shell_block(
         let c = &per[n];
         if c.skip.is_some()
             && c.open
-            && let Some(name) = &c.terminal
+            && let Some(name) = &c.cmd.terminal
         {
             terminals.skipped.insert(name.clone());
         }
         if c.skip.is_none()
-            && let Some(name) = &c.terminal
+            && let Some(name) = &c.cmd.terminal
         {
             let known = terminals.open.contains(name);
             if !c.open && !known && terminals.skipped.contains(name) {
@@ -152,13 +156,13 @@ pub(super) fn shell_block(
             }
             terminals.open.insert(name.clone());
         }
-        if (c.ready.is_some() || c.interrupt) && c.terminal.is_none() {
+        if (c.cmd.ready.is_some() || c.cmd.interrupt) && c.cmd.terminal.is_none() {
             bail!(
                 "directive: `ready` and `interrupt` need a terminal: add `open=NAME` or `terminal=NAME` for command {}",
                 n + 1
             );
         }
-        if c.interrupt && c.ready.is_none() {
+        if c.cmd.interrupt && c.cmd.ready.is_none() {
             bail!(
                 "directive: `interrupt` needs `ready=PATTERN`: CTRL+C is sent once the pattern shows"
             );
@@ -194,7 +198,7 @@ pub(super) fn shell_block(
                     }
                 ),
             }
-        } else if c.terminal.is_none() && guard::needs_terminal(&run) {
+        } else if c.cmd.terminal.is_none() && guard::needs_terminal(&run) {
             StepKind::Refuse {
                 text,
                 reason: "this command asks for an interactive terminal (`-i`/`-t`): run it on a named terminal with `<!-- workbook: open=NAME -->`, or skip it with `skip=\"why\"`".into(),
@@ -203,18 +207,8 @@ pub(super) fn shell_block(
             StepKind::Command(Command {
                 text,
                 run,
-                expect: c.expect,
-                timeout: c.timeout,
-                terminal: c.terminal.clone(),
-                ready: c.ready.clone(),
-                interrupt: c.interrupt,
-                contains: c.contains.clone(),
-                matches: c.matches.clone(),
-                file_exists: c.file_exists.clone(),
-                layers: c.layers.clone(),
-                cached_before: c.cached_before.clone(),
-                time_at_most: c.time_at_most,
                 binds: dynamic,
+                ..c.cmd.clone()
             })
         };
         script.steps.push(Step {
@@ -243,21 +237,13 @@ pub(super) struct Terminals {
     skipped: BTreeSet<String>,
 }
 
-/// Settings of one command of a block.
+/// Settings of one command of a block: what its command will carry, and
+/// what only decides how the command becomes a step.
 #[derive(Debug, Clone)]
 struct PerCommand {
-    expect: Expect,
+    /// The directives the command carries; its text is filled in last.
+    cmd: Command,
     skip: Option<String>,
-    timeout: Option<Duration>,
-    terminal: Option<String>,
-    ready: Option<String>,
-    interrupt: bool,
-    contains: Option<String>,
-    matches: Option<String>,
-    file_exists: Option<String>,
-    layers: Vec<(String, bool)>,
-    cached_before: Option<String>,
-    time_at_most: Option<f64>,
     open: bool,
 }
 
@@ -278,18 +264,8 @@ fn parse_share(value: &str) -> Result<f64> {
 impl Default for PerCommand {
     fn default() -> Self {
         PerCommand {
-            expect: Expect::Status(0),
+            cmd: Command::plain(String::new(), String::new()),
             skip: None,
-            timeout: None,
-            terminal: None,
-            ready: None,
-            interrupt: false,
-            contains: None,
-            matches: None,
-            file_exists: None,
-            layers: Vec::new(),
-            cached_before: None,
-            time_at_most: None,
             open: false,
         }
     }
